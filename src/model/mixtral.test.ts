@@ -1,0 +1,68 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GgufReader } from "../io/gguf/reader.js";
+import { Mixtral } from "./mixtral.js";
+import { haveReference } from "../test-util/paths.js";
+import { manifest, modelPath, readF32, readI32, type RefRun } from "../test-util/reference.js";
+
+const runs: RefRun[] = haveReference() ? manifest().runs : [];
+
+function maxAbsDiff(a: Float32Array, b: Float32Array, off = 0): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[off + i]! - b[i]!));
+  return m;
+}
+
+const models = new Map<string, Mixtral>();
+function load(name: string): Mixtral {
+  let m = models.get(name);
+  if (!m) {
+    const r = new GgufReader(modelPath(name)!);
+    m = Mixtral.fromGguf(r);
+    r.close();
+    models.set(name, m);
+  }
+  return m;
+}
+
+for (const run of runs) {
+  const isF32 = run.model.endsWith("F32");
+  test(`${run.model} ${run.sequence}: logits${isF32 ? ", intermediates and expert choices" : ""} match llama.cpp`, { skip: !modelPath(run.model) && `${run.model}.gguf not present` }, () => {
+    const model = load(run.model);
+    const ctx = model.newContext({ nCtx: 512, kvType: "f32" });
+    const tokens = manifest().sequences[run.sequence]!.token_ids;
+    const traced = new Map<string, Float32Array | Int32Array>();
+    const logits = ctx.eval(tokens, {
+      logits: run.logits.positions,
+      trace: (name, data) => { if (run.hidden[name]) traced.set(name, data.slice()); },
+    });
+    const V = run.n_vocab;
+    const ref = readF32(run.logits.file);
+    const tol = isF32 ? 1e-3 : 0.05;
+    run.logits.positions.forEach((p, i) => {
+      if (!isF32 && !(run.router_gap_min[p]! > 1e-3)) return;
+      const d = maxAbsDiff(logits, ref.subarray(i * V, (i + 1) * V), i * V);
+      assert.ok(d < tol, `position ${p}: max |Δlogit| = ${d} (tolerance ${tol})`);
+    });
+    for (const [name, h] of Object.entries(run.hidden)) {
+      const ours = traced.get(name);
+      assert.ok(ours, `intermediate ${name} was not produced`);
+      if (h.dtype === "int32") {
+        const theirs = readI32(h.file);
+        if (isF32) assert.deepEqual([...ours], [...theirs], `${name}: expert choices differ`);
+        else {
+          // quantized: choices must agree wherever the router gap is clear
+          const k = h.shape[1]!;
+          for (let p = 0; p < run.n_tokens; p++) {
+            if (run.router_gap_min[p]! <= 1e-3) continue;
+            assert.deepEqual([...ours.subarray(p * k, (p + 1) * k)], [...theirs.subarray(p * k, (p + 1) * k)], `${name} position ${p}`);
+          }
+        }
+      } else if (isF32) {
+        const theirs = readF32(h.file);
+        const d = maxAbsDiff(ours as Float32Array, theirs);
+        assert.ok(d < 1e-3, `${name}: max |Δ| = ${d}`);
+      }
+    }
+  });
+}

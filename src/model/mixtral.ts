@@ -1,0 +1,235 @@
+/**
+ * The Mixtral forward pass (and dense llama/Mistral through the same code): token embedding, then
+ * per layer RMSNorm -> attention with GQA and RoPE over the KV cache -> residual -> RMSNorm ->
+ * sparse MoE of SwiGLU experts (top-k routing) -> residual; final RMSNorm and the LM head.
+ * Prompts are processed in batches of many tokens; the tokens routed to each expert are grouped so
+ * that every expert runs one matrix-matrix product per batch.
+ */
+import { ArgumentError, ContextFullError } from "../errors.js";
+import { GgufReader } from "../io/gguf/reader.js";
+import { swiglu } from "../kernels/js/activations.js";
+import { attention } from "../kernels/js/attention.js";
+import { matmul, matmulQuantized, quantizeRows } from "../kernels/js/matmul.js";
+import { rmsNormRows } from "../kernels/js/rms-norm.js";
+import { RopeTable } from "../kernels/js/rope.js";
+import { vecDotType } from "../quant/index.js";
+import { configFromGguf, type ModelConfig } from "./config.js";
+import { KvCache, type KvType } from "./kv-cache.js";
+import { groupByExpert, route } from "./moe.js";
+import { loadWeights, weightRow, type ModelWeights } from "./weights.js";
+import { basename } from "node:path";
+
+/** Receives llama.cpp-named intermediates: rows [nTok, width] for layer `layer` (-1 when none). */
+export type TraceFn = (name: string, data: Float32Array | Int32Array, nTok: number, width: number) => void;
+
+export interface EvalOptions {
+  /** which batch rows get logits: "last" (default), "all", "none", or indices into the batch */
+  logits?: "last" | "all" | "none" | number[];
+  trace?: TraceFn;
+}
+
+export interface ContextOptions {
+  nCtx?: number;
+  kvType?: KvType;
+  /** tokens per forward step during prompt processing */
+  nBatch?: number;
+}
+
+export class Mixtral {
+  /** per layer, experts switched off by --disable-experts (1 = disabled) */
+  readonly disabledExperts: Uint8Array[];
+
+  constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly file = "model") {
+    this.disabledExperts = Array.from({ length: config.nLayer }, () => new Uint8Array(Math.max(1, config.nExpert)));
+  }
+
+  static fromGguf(r: GgufReader): Mixtral {
+    const cfg = configFromGguf(r.metadata, basename(r.path));
+    return new Mixtral(cfg, loadWeights(r, cfg), basename(r.path));
+  }
+
+  /** Disable experts given as "L:E" pairs; the router then picks among the others. */
+  disableExperts(spec: string[]): void {
+    for (const s of spec) {
+      const m = /^(\d+):(\d+)$/.exec(s.trim());
+      if (!m) throw new ArgumentError(`--disable-experts: "${s}" is not LAYER:EXPERT`);
+      const l = Number(m[1]), e = Number(m[2]);
+      if (l >= this.config.nLayer || e >= this.config.nExpert) {
+        throw new ArgumentError(`--disable-experts: ${s} is outside ${this.config.nLayer} layers x ${this.config.nExpert} experts`);
+      }
+      this.disabledExperts[l]![e] = 1;
+      const left = this.config.nExpert - this.disabledExperts[l]!.reduce((a, b) => a + b, 0);
+      if (left < this.config.nExpertUsed) {
+        throw new ArgumentError(`--disable-experts: layer ${l} would keep ${left} experts, fewer than the ${this.config.nExpertUsed} each token uses`);
+      }
+    }
+  }
+
+  newContext(opts: ContextOptions = {}): MixtralContext {
+    return new MixtralContext(this, opts);
+  }
+}
+
+export class MixtralContext {
+  readonly nCtx: number;
+  readonly nBatch: number;
+  readonly cache: KvCache;
+  private rope: RopeTable;
+  /** tokens currently in the cache */
+  readonly tokens: number[] = [];
+
+  constructor(readonly model: Mixtral, opts: ContextOptions) {
+    const c = model.config;
+    this.nCtx = opts.nCtx ?? Math.min(c.nCtxTrain, 4096);
+    if (!Number.isInteger(this.nCtx) || this.nCtx < 1) throw new ArgumentError(`context size must be a positive integer, got ${opts.nCtx}`);
+    this.nBatch = Math.max(1, opts.nBatch ?? 512);
+    this.cache = new KvCache(c.nLayer, this.nCtx, c.nHeadKv, c.headDim, opts.kvType ?? "f32");
+    this.rope = new RopeTable(c.nRot, c.ropeTheta, c.ropeScale, Math.min(this.nCtx, 4096));
+  }
+
+  get nPast(): number {
+    return this.tokens.length;
+  }
+
+  /** Forget everything from position n on (n = 0: clear). */
+  truncate(n: number): void {
+    this.tokens.length = Math.min(n, this.tokens.length);
+  }
+
+  /**
+   * Append tokens and run them through the model. Returns logits rows [nRows, nVocab] for the
+   * requested positions of this call (see EvalOptions.logits).
+   */
+  eval(tokens: number[], opts: EvalOptions = {}): Float32Array {
+    const c = this.model.config;
+    if (this.nPast + tokens.length > this.nCtx) {
+      throw new ContextFullError(`context is full: ${this.nPast} tokens in the cache + ${tokens.length} new > context size ${this.nCtx}`);
+    }
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= c.nVocab) throw new ArgumentError(`token id ${t} is outside the vocabulary (0..${c.nVocab - 1})`);
+    }
+    const want = opts.logits ?? "last";
+    const rows: number[] = want === "all" ? tokens.map((_, i) => i)
+      : want === "last" ? (tokens.length ? [tokens.length - 1] : [])
+      : want === "none" ? [] : want;
+    for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= tokens.length) throw new ArgumentError(`logits row ${r} outside the batch of ${tokens.length}`);
+    const out = new Float32Array(rows.length * c.nVocab);
+    let written = 0;
+    for (let b = 0; b < tokens.length; b += this.nBatch) {
+      const chunk = tokens.slice(b, b + this.nBatch);
+      const chunkRows = rows.filter((r) => r >= b && r < b + chunk.length).map((r) => r - b);
+      const logits = this.forward(chunk, chunkRows, opts.trace);
+      out.set(logits, written * c.nVocab);
+      written += chunkRows.length;
+    }
+    return out;
+  }
+
+  private forward(tokens: number[], logitRows: number[], trace?: TraceFn): Float32Array {
+    const m = this.model, c = m.config, w = m.weights;
+    const n = tokens.length, E = c.nEmbd, hd = c.headDim;
+    const qDim = c.nHead * hd, kvDim = c.nHeadKv * hd;
+    const pos0 = this.nPast;
+    const positions = Int32Array.from(tokens, (_, i) => pos0 + i);
+    const x = new Float32Array(n * E);
+    tokens.forEach((t, i) => weightRow(w.tokenEmbd, 0, t, x, i * E));
+    const xn = new Float32Array(n * E);
+    const q = new Float32Array(n * qDim), k = new Float32Array(n * kvDim), v = new Float32Array(n * kvDim);
+    const att = new Float32Array(n * qDim);
+    const tmp = new Float32Array(n * E);
+    const L = (name: string, l: number) => `${name}-${l}`;
+
+    for (let l = 0; l < c.nLayer; l++) {
+      const lw = w.layers[l]!;
+      rmsNormRows(x, lw.attnNorm, xn, n, E, c.rmsEps);
+      trace?.(L("attn_norm", l), xn, n, E);
+      const a = quantizeRows(vecDotType(lw.wq.type), xn, n, E);
+      matmulQuantized(lw.wq, 0, a, q);
+      matmulQuantized(lw.wk, 0, vecDotType(lw.wk.type) === a.type ? a : quantizeRows(vecDotType(lw.wk.type), xn, n, E), k);
+      matmulQuantized(lw.wv, 0, vecDotType(lw.wv.type) === a.type ? a : quantizeRows(vecDotType(lw.wv.type), xn, n, E), v);
+      for (let i = 0; i < n; i++) {
+        this.rope.apply(q, i * qDim, c.nHead, hd, positions[i]!);
+        this.rope.apply(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
+        this.cache.write(l, positions[i]!, k, i * kvDim, v, i * kvDim);
+      }
+      trace?.(L("Qcur_rope", l), q, n, qDim);
+      trace?.(L("Kcur_rope", l), k, n, kvDim);
+      attention(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att);
+      matmul(lw.wo, 0, att, n, tmp);
+      trace?.(L("kqv_out", l), tmp, n, E);
+      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
+      trace?.(L("ffn_inp", l), x, n, E);
+
+      rmsNormRows(x, lw.ffnNorm, xn, n, E, c.rmsEps);
+      trace?.(L("ffn_norm", l), xn, n, E);
+      if (lw.gateInp) this.moe(l, xn, n, tmp, trace);
+      else this.denseFfn(l, xn, n, tmp);
+      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
+      trace?.(L("l_out", l), x, n, E);
+    }
+
+    const V = c.nVocab;
+    if (trace) {
+      rmsNormRows(x, w.outputNorm, xn, n, E, c.rmsEps);
+      trace("result_norm", xn, n, E);
+    }
+    const sel = new Float32Array(logitRows.length * E);
+    logitRows.forEach((r, i) => sel.set(x.subarray(r * E, (r + 1) * E), i * E));
+    const seln = new Float32Array(sel.length);
+    rmsNormRows(sel, w.outputNorm, seln, logitRows.length, E, c.rmsEps);
+    const logits = new Float32Array(logitRows.length * V);
+    if (logitRows.length) matmul(w.output, 0, seln, logitRows.length, logits);
+    for (const t of tokens) this.tokens.push(t);
+    return logits;
+  }
+
+  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn): void {
+    const c = this.model.config, lw = this.model.weights.layers[l]!;
+    const E = c.nEmbd, F = c.nFf, K = c.nExpertUsed, NE = c.nExpert;
+    const logits = new Float32Array(n * NE);
+    matmul(lw.gateInp!, 0, xn, n, logits);
+    trace?.(`ffn_moe_logits-${l}`, logits, n, NE);
+    const r = route(logits, n, NE, K, this.model.disabledExperts[l]);
+    trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
+    trace?.(`ffn_moe_topk-${l}`, r.experts, n, K);
+    trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
+    // expert outputs per (token, slot), summed in slot order as llama.cpp does
+    const slotOut = new Float32Array(n * K * E);
+    const act = quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);
+    const actUp = vecDotType(lw.ffnUp.type) === act.type ? act : quantizeRows(vecDotType(lw.ffnUp.type), xn, n, E);
+    const groups = groupByExpert(r.experts, n, K, NE);
+    for (let e = 0; e < NE; e++) {
+      const g = groups[e]!;
+      const m = g.tokens.length;
+      if (m === 0) continue;
+      const gate = new Float32Array(m * F), up = new Float32Array(m * F), y = new Float32Array(m * E);
+      matmulQuantized(lw.ffnGate, e, act, gate, g.tokens);
+      matmulQuantized(lw.ffnUp, e, actUp, up, g.tokens);
+      swiglu(gate, up, m * F);
+      matmul(lw.ffnDown, e, gate, m, y);
+      for (let i = 0; i < m; i++) {
+        const t = g.tokens[i]!, s = g.slots[i]!;
+        const wgt = r.weights[t * K + s]!;
+        const dst = (t * K + s) * E;
+        for (let j = 0; j < E; j++) slotOut[dst + j] = y[i * E + j]! * wgt;
+      }
+    }
+    for (let t = 0; t < n; t++) {
+      for (let j = 0; j < E; j++) {
+        let s = slotOut[t * K * E + j]!;
+        for (let sl = 1; sl < K; sl++) s = Math.fround(s + slotOut[(t * K + sl) * E + j]!);
+        out[t * E + j] = s;
+      }
+    }
+    trace?.(`ffn_moe_out-${l}`, out, n, E);
+  }
+
+  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array): void {
+    const c = this.model.config, lw = this.model.weights.layers[l]!;
+    const gate = new Float32Array(n * c.nFf), up = new Float32Array(n * c.nFf);
+    matmul(lw.ffnGate, 0, xn, n, gate);
+    matmul(lw.ffnUp, 0, xn, n, up);
+    swiglu(gate, up, n * c.nFf);
+    matmul(lw.ffnDown, 0, gate, n, out);
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Loads a model's tensors from a GGUF file into memory as they are stored (quantized blocks stay
+ * quantized), checking every name and shape against the hyperparameters. Mixtral's merged
+ * `ffn_*_exps` tensors are used as they are; the older per-expert layout
+ * (`blk.N.ffn_gate.E.weight`) is stacked into the merged form; dense llama/Mistral files have one
+ * FFN per layer (nMat = 1).
+ */
+import { basename } from "node:path";
+import { ModelError, UnsupportedError } from "../errors.js";
+import type { GgufReader } from "../io/gguf/reader.js";
+import type { GgufTensorInfo } from "../io/gguf/types.js";
+import { GgmlType, typeName } from "../quant/format.js";
+import { dequantize, isSupported } from "../quant/index.js";
+import type { Weight } from "../kernels/js/matmul.js";
+import type { ModelConfig } from "./config.js";
+
+export interface LayerWeights {
+  attnNorm: Float32Array;
+  wq: Weight;
+  wk: Weight;
+  wv: Weight;
+  wo: Weight;
+  ffnNorm: Float32Array;
+  /** router [nEmbd -> nExpert]; absent for dense models */
+  gateInp?: Weight;
+  /** expert stacks (nMat = nExpert), or single matrices for dense models */
+  ffnGate: Weight;
+  ffnUp: Weight;
+  ffnDown: Weight;
+}
+
+export interface ModelWeights {
+  tokenEmbd: Weight;
+  outputNorm: Float32Array;
+  output: Weight;
+  layers: LayerWeights[];
+  /** bytes of tensor data held in memory */
+  bytes: number;
+}
+
+export function loadWeights(r: GgufReader, cfg: ModelConfig): ModelWeights {
+  const file = basename(r.path);
+  let bytes = 0;
+  const need = (name: string): GgufTensorInfo => {
+    const t = r.tensor(name);
+    if (!t) throw new ModelError(`${file}: tensor "${name}" is missing`);
+    return t;
+  };
+  const checkShape = (t: GgufTensorInfo, dims: number[]) => {
+    const same = t.dims.length >= dims.length && dims.every((d, i) => t.dims[i] === d) && t.dims.slice(dims.length).every((d) => d === 1);
+    if (!same) {
+      throw new ModelError(`${file}: tensor "${t.name}" has shape [${t.dims.join(", ")}], expected [${dims.join(", ")}] for this model's hyperparameters`);
+    }
+    if (!isSupported(t.type)) {
+      throw new UnsupportedError(`${file}: tensor "${t.name}" has type ${typeName(t.type)}, which this build cannot compute with yet`);
+    }
+  };
+  const matrix = (name: string, nIn: number, nOut: number, nMat = 1): Weight => {
+    const t = need(name);
+    checkShape(t, nMat === 1 ? [nIn, nOut] : [nIn, nOut, nMat]);
+    const data = r.readTensorBytes(t);
+    bytes += data.length;
+    return { name, type: t.type, nIn, nOut, nMat, rowBytes: t.nBytes / (nOut * nMat), data };
+  };
+  const vector = (name: string, n: number): Float32Array => {
+    const t = need(name);
+    checkShape(t, [n]);
+    const raw = r.readTensorBytes(t);
+    bytes += n * 4;
+    const out = new Float32Array(n);
+    dequantize(t.type, raw, 0, out, 0, n);
+    return out;
+  };
+  /** Stack per-expert matrices blk.N.<base>.E.weight into one nMat = nExpert weight. */
+  const stacked = (l: number, base: string, nIn: number, nOut: number): Weight => {
+    const merged = r.tensor(`blk.${l}.${base}_exps.weight`);
+    if (merged) return matrix(merged.name, nIn, nOut, cfg.nExpert);
+    const parts: GgufTensorInfo[] = [];
+    for (let e = 0; e < cfg.nExpert; e++) {
+      const t = r.tensor(`blk.${l}.${base}.${e}.weight`);
+      if (!t) throw new ModelError(`${file}: tensor "blk.${l}.${base}_exps.weight" is missing (and so is the per-expert "blk.${l}.${base}.${e}.weight")`);
+      checkShape(t, [nIn, nOut]);
+      if (t.type !== parts[0]?.type && parts.length) {
+        throw new ModelError(`${file}: per-expert tensors of blk.${l}.${base} mix types ${typeName(parts[0]!.type)} and ${typeName(t.type)}`);
+      }
+      parts.push(t);
+    }
+    const per = parts[0]!.nBytes;
+    const data = new Uint8Array(per * cfg.nExpert);
+    parts.forEach((t, e) => r.readTensorBytes(t, 0, per, data.subarray(e * per, (e + 1) * per)));
+    bytes += data.length;
+    return { name: `blk.${l}.${base}_exps.weight`, type: parts[0]!.type, nIn, nOut, nMat: cfg.nExpert, rowBytes: per / nOut, data };
+  };
+
+  const { nEmbd, nVocab, nFf, headDim } = cfg;
+  const tokenEmbd = matrix("token_embd.weight", nEmbd, nVocab);
+  const output = r.tensor("output.weight") ? matrix("output.weight", nEmbd, nVocab) : tokenEmbd;
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < cfg.nLayer; l++) {
+    const p = `blk.${l}.`;
+    const lw: LayerWeights = {
+      attnNorm: vector(p + "attn_norm.weight", nEmbd),
+      wq: matrix(p + "attn_q.weight", nEmbd, cfg.nHead * headDim),
+      wk: matrix(p + "attn_k.weight", nEmbd, cfg.nHeadKv * headDim),
+      wv: matrix(p + "attn_v.weight", nEmbd, cfg.nHeadKv * headDim),
+      wo: matrix(p + "attn_output.weight", cfg.nHead * headDim, nEmbd),
+      ffnNorm: vector(p + "ffn_norm.weight", nEmbd),
+      ...(cfg.nExpert > 0
+        ? {
+            gateInp: matrix(p + "ffn_gate_inp.weight", nEmbd, cfg.nExpert),
+            ffnGate: stacked(l, "ffn_gate", nEmbd, nFf),
+            ffnUp: stacked(l, "ffn_up", nEmbd, nFf),
+            ffnDown: stacked(l, "ffn_down", nFf, nEmbd),
+          }
+        : {
+            ffnGate: matrix(p + "ffn_gate.weight", nEmbd, nFf),
+            ffnUp: matrix(p + "ffn_up.weight", nEmbd, nFf),
+            ffnDown: matrix(p + "ffn_down.weight", nFf, nEmbd),
+          }),
+    };
+    layers.push(lw);
+  }
+  return { tokenEmbd, outputNorm: vector("output_norm.weight", nEmbd), output, layers, bytes };
+}
+
+/** Dequantize one row of a matrix (e.g. a token's embedding) into out. */
+export function weightRow(w: Weight, mat: number, row: number, out: Float32Array, outOff = 0): void {
+  const off = (mat * w.nOut + row) * w.rowBytes;
+  dequantize(w.type, w.data, off, out, outOff, w.nIn);
+}
+
+export const F32 = GgmlType.F32;

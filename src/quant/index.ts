@@ -1,0 +1,119 @@
+// The uniform entry point to the ggml tensor types: dequantize, activation quantization, dot
+// products and reference weight quantizers, dispatched through one table (ggml's type_traits).
+// These are the reference kernels (plain loops); faster backends are tested against them.
+
+import { UnsupportedError } from "../errors.js";
+import { BF16, F16, F32 } from "./float-types.js";
+import { GgmlType, typeName } from "./format.js";
+import { IQ4_NL } from "./iq4_nl.js";
+import { Q2_K } from "./q2_k.js";
+import { Q3_K } from "./q3_k.js";
+import { Q4_0 } from "./q4_0.js";
+import { Q4_1 } from "./q4_1.js";
+import { Q4_K } from "./q4_k.js";
+import { Q5_0 } from "./q5_0.js";
+import { Q5_1 } from "./q5_1.js";
+import { Q5_K } from "./q5_k.js";
+import { Q6_K } from "./q6_k.js";
+import { Q8_0 } from "./q8_0.js";
+import { Q8_1 } from "./q8_1.js";
+import { Q8_K } from "./q8_k.js";
+import type { TypeTraits } from "./traits.js";
+
+export type { TypeTraits } from "./traits.js";
+
+/** Every type this module knows, weight and activation-only ones (Q8_1, Q8_K) alike. */
+export const FORMATS: ReadonlyMap<GgmlType, TypeTraits> = new Map<GgmlType, TypeTraits>(
+  [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL].map((t) => [t.type, t]),
+);
+
+function traits(type: GgmlType, what: string): TypeTraits {
+  const t = FORMATS.get(type);
+  if (!t) throw new UnsupportedError(`tensor type ${typeName(type)} is not supported (${what})`);
+  return t;
+}
+
+function checkMultiple(t: TypeTraits, n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n % t.blockSize !== 0) {
+    throw new RangeError(`${typeName(t.type)}: element count ${n} is not a multiple of the block size ${t.blockSize}`);
+  }
+}
+
+/** Whether weights of this type can be dequantized and multiplied (vecDot) here. */
+export function isSupported(type: GgmlType): boolean {
+  return FORMATS.get(type)?.vecDot !== undefined;
+}
+
+/** Bytes of n elements of the type (n a multiple of its block size). */
+export function byteSize(type: GgmlType, n: number): number {
+  const t = traits(type, "byteSize");
+  checkMultiple(t, n);
+  return (n / t.blockSize) * t.typeSize;
+}
+
+/**
+ * Dequantize nElems values (a multiple of the block size) starting at byte srcOff of src into
+ * dst[dstOff ..]. Bit-exact with ggml's to_float.
+ * @example dequantize(GgmlType.Q4_0, bytes, 0, out, 0, 512)
+ */
+export function dequantize(type: GgmlType, src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, nElems: number): void {
+  const t = traits(type, "dequantize");
+  checkMultiple(t, nElems);
+  t.dequantize(src, srcOff, dst, dstOff, nElems);
+}
+
+/** The activation type ggml-cpu quantizes src1 to for weights of this type (its vec_dot_type). */
+export function vecDotType(type: GgmlType): GgmlType {
+  const t = traits(type, "vecDotType");
+  if (!t.vecDot) throw new UnsupportedError(`tensor type ${typeName(type)} has no dot product`);
+  return t.vecDotType;
+}
+
+/**
+ * Quantize an activation row x[xOff .. xOff+n) into dotType (Q8_0, Q8_1, Q8_K, F16, BF16 or F32)
+ * exactly as ggml-cpu's from_float does. Writes at offset 0 of `out` when given (it must hold
+ * byteSize(dotType, n) bytes), else into a new array; returns the bytes.
+ * @example const a = quantizeActivation(vecDotType(GgmlType.Q4_K), x, 0, x.length)
+ */
+export function quantizeActivation(dotType: GgmlType, x: Float32Array, xOff: number, n: number, out?: Uint8Array): Uint8Array {
+  const t = traits(dotType, "activation quantization");
+  if (!t.fromFloat) throw new UnsupportedError(`${typeName(dotType)} is not an activation type`);
+  checkMultiple(t, n);
+  const size = (n / t.blockSize) * t.typeSize;
+  const dst = out ?? new Uint8Array(size);
+  if (dst.length < size) throw new RangeError(`activation buffer holds ${dst.length} bytes, ${size} needed`);
+  t.fromFloat(x, xOff, n, dst, 0);
+  return dst;
+}
+
+/**
+ * Dot product of one weight row (n elements of `type` at byte wOff of w) with an activation row
+ * already quantized to vecDotType(type) (at byte aOff of act), with ggml's per-block integer sums.
+ * @example vecDot(GgmlType.Q4_0, 512, w, row * byteSize(GgmlType.Q4_0, 512), a, 0)
+ */
+export function vecDot(type: GgmlType, n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
+  const t = traits(type, "vecDot");
+  if (!t.vecDot) throw new UnsupportedError(`tensor type ${typeName(type)} has no dot product`);
+  if (n % t.blockSize !== 0) checkMultiple(t, n);
+  return t.vecDot(n, w, wOff, act, aOff);
+}
+
+/** Whether quantizeWeights can write this type. */
+export function canQuantizeWeights(type: GgmlType): boolean {
+  return FORMATS.get(type)?.quantizeRef !== undefined;
+}
+
+/**
+ * Quantize a [nRows, nPerRow] float matrix to `type` with ggml's reference quantizers (what
+ * llama-quantize writes without an importance matrix), bit-exact. Rows are concatenated.
+ */
+export function quantizeWeights(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number): Uint8Array {
+  const t = traits(type, "quantizeWeights");
+  if (!t.quantizeRef) throw new UnsupportedError(`quantizing to ${typeName(type)} is not implemented`);
+  checkMultiple(t, nPerRow);
+  if (x.length < nRows * nPerRow) throw new RangeError(`input holds ${x.length} values, ${nRows}x${nPerRow} needed`);
+  const rowSize = (nPerRow / t.blockSize) * t.typeSize;
+  const out = new Uint8Array(nRows * rowSize);
+  for (let r = 0; r < nRows; r++) t.quantizeRef(x, r * nPerRow, nPerRow, out, r * rowSize);
+  return out;
+}

@@ -1,0 +1,81 @@
+// Q2_K: 256 weights per block (16 groups of 16), 84 bytes:
+//   [0..16)   scales  u8[16]  group g: low nibble = scale, high nibble = min
+//   [16..80)  qs      u8[64]  2-bit quants; element e = 128h + 32j + l lives in qs[32h + l] >> 2j
+//   [80..82)  d       f16     super-block scale of the scales
+//   [82..84)  dmin    f16     super-block scale of the mins
+//   weight = d * (scale_g) * q - dmin * (min_g),  g = e / 16
+// Matches ggml dequantize_row_q2_K and ggml_vec_dot_q2_K_q8_K (generic path). Activation: Q8_K.
+
+import { GgmlType } from "./format.js";
+import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";
+import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
+import type { TypeTraits } from "./traits.js";
+
+export const Q2_K_BYTES = 84;
+
+const aViews = new ViewCache();
+
+export function dequantizeQ2_K(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, n: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = srcOff + b * Q2_K_BYTES;
+    const d = readF16(src, o + 80);
+    const min = readF16(src, o + 82);
+    let y = dstOff + b * QK_K;
+    let is = 0;
+    for (let h = 0; h < 2; h++) {
+      const q = o + 16 + 32 * h;
+      for (let j = 0; j < 4; j++) {
+        const shift = 2 * j;
+        for (let half = 0; half < 2; half++) {
+          const sc = src[o + is++]!;
+          const dl = Math.fround(d * (sc & 15));
+          const ml = Math.fround(min * (sc >> 4));
+          for (let l = 16 * half; l < 16 * half + 16; l++) {
+            dst[y++] = Math.fround(dl * ((src[q + l]! >> shift) & 3)) - ml;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Σ over blocks of d*d8 * Σ_g scale_g Σ q*q8 - dmin*d8 * Σ_g min_g * bsum_g. */
+export function vecDotQ2_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
+  const a8 = aViews.i8(act);
+  const ab = act.byteOffset;
+  let sum = 0;
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = wOff + b * Q2_K_BYTES;
+    const ao = aOff + b * Q8_K_BYTES;
+    let summs = 0;
+    for (let g = 0; g < 16; g++) summs += readI16(act, ao + Q8_K_BSUMS + 2 * g) * (w[o + g]! >> 4);
+    let isum = 0;
+    let is = 0;
+    let q8 = ab + ao + Q8_K_QS;
+    for (let h = 0; h < 2; h++) {
+      const q = o + 16 + 32 * h;
+      for (let j = 0; j < 4; j++) {
+        const shift = 2 * j;
+        let s0 = 0;
+        for (let l = 0; l < 16; l++) s0 += a8[q8 + l]! * ((w[q + l]! >> shift) & 3);
+        let s1 = 0;
+        for (let l = 16; l < 32; l++) s1 += a8[q8 + l]! * ((w[q + l]! >> shift) & 3);
+        isum += (w[o + is]! & 15) * s0 + (w[o + is + 1]! & 15) * s1;
+        is += 2;
+        q8 += 32;
+      }
+    }
+    const d8 = readF32(act, ao);
+    sum += d8 * readF16(w, o + 80) * isum - d8 * readF16(w, o + 82) * summs;
+  }
+  return sum;
+}
+
+export const Q2_K: TypeTraits = {
+  type: GgmlType.Q2_K,
+  blockSize: QK_K,
+  typeSize: Q2_K_BYTES,
+  vecDotType: GgmlType.Q8_K,
+  dequantize: dequantizeQ2_K,
+  vecDot: vecDotQ2_KQ8_K,
+};

@@ -1,0 +1,93 @@
+// Q3_K: 256 weights per block (16 groups of 16), 110 bytes:
+//   [0..32)    hmask   u8[32]  high bit; element e = 128h + 32j + l uses bit (4h + j) of hmask[l]
+//   [32..96)   qs      u8[64]  low 2 bits; element e lives in qs[32h + l] >> 2j
+//   [96..108)  scales  u8[12]  16 x 6-bit scales (see unpackQ3Scales), stored biased by 32
+//   [108..110) d       f16     super-block scale
+//   weight = d * (scale_g - 32) * (q2 - (high bit ? 0 : 4)),  g = e / 16
+// Matches ggml dequantize_row_q3_K and ggml_vec_dot_q3_K_q8_K (generic path). Activation: Q8_K.
+
+import { GgmlType } from "./format.js";
+import { ViewCache, readF16, readF32 } from "./bytes.js";
+import { QK_K, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
+import type { TypeTraits } from "./traits.js";
+
+export const Q3_K_BYTES = 110;
+
+const aViews = new ViewCache();
+const scales = new Int32Array(16);
+
+/**
+ * 12 bytes -> 16 signed scales (already minus 32). Scale k: low 4 bits are the low nibble of byte k
+ * (k < 8) or the high nibble of byte k-8; high 2 bits are bits 2*(k/4).. of byte 8 + k%4.
+ */
+export function unpackQ3Scales(b: Uint8Array, o: number, out: Int32Array): void {
+  for (let k = 0; k < 16; k++) {
+    const low = k < 8 ? b[o + k]! & 15 : b[o + k - 8]! >> 4;
+    const high = (b[o + 8 + (k & 3)]! >> (2 * (k >> 2))) & 3;
+    out[k] = (low | (high << 4)) - 32;
+  }
+}
+
+export function dequantizeQ3_K(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, n: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = srcOff + b * Q3_K_BYTES;
+    const d = readF16(src, o + 108);
+    unpackQ3Scales(src, o + 96, scales);
+    let y = dstOff + b * QK_K;
+    let is = 0;
+    for (let h = 0; h < 2; h++) {
+      const q = o + 32 + 32 * h;
+      for (let j = 0; j < 4; j++) {
+        const shift = 2 * j;
+        const m = 1 << (4 * h + j);
+        for (let half = 0; half < 2; half++) {
+          const dl = Math.fround(d * scales[is++]!);
+          for (let l = 16 * half; l < 16 * half + 16; l++) {
+            const v = ((src[q + l]! >> shift) & 3) - (src[o + l]! & m ? 0 : 4);
+            dst[y++] = dl * v;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Σ over blocks of d*d8 * Σ_g (scale_g - 32) * Σ q*q8. */
+export function vecDotQ3_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
+  const a8 = aViews.i8(act);
+  const ab = act.byteOffset;
+  let sum = 0;
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = wOff + b * Q3_K_BYTES;
+    const ao = aOff + b * Q8_K_BYTES;
+    unpackQ3Scales(w, o + 96, scales);
+    let isum = 0;
+    let is = 0;
+    let q8 = ab + ao + Q8_K_QS;
+    for (let h = 0; h < 2; h++) {
+      const q = o + 32 + 32 * h;
+      for (let j = 0; j < 4; j++) {
+        const shift = 2 * j;
+        const m = 1 << (4 * h + j);
+        let s0 = 0;
+        for (let l = 0; l < 16; l++) s0 += a8[q8 + l]! * (((w[q + l]! >> shift) & 3) - (w[o + l]! & m ? 0 : 4));
+        let s1 = 0;
+        for (let l = 16; l < 32; l++) s1 += a8[q8 + l]! * (((w[q + l]! >> shift) & 3) - (w[o + l]! & m ? 0 : 4));
+        isum += scales[is]! * s0 + scales[is + 1]! * s1;
+        is += 2;
+        q8 += 32;
+      }
+    }
+    sum += readF16(w, o + 108) * readF32(act, ao) * isum;
+  }
+  return sum;
+}
+
+export const Q3_K: TypeTraits = {
+  type: GgmlType.Q3_K,
+  blockSize: QK_K,
+  typeSize: Q3_K_BYTES,
+  vecDotType: GgmlType.Q8_K,
+  dequantize: dequantizeQ3_K,
+  vecDot: vecDotQ3_KQ8_K,
+};

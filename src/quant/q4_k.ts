@@ -1,0 +1,96 @@
+// Q4_K: 256 weights per block (8 sub-blocks of 32), 144 bytes:
+//   [0..2)    d       f16     super-block scale of the scales
+//   [2..4)    dmin    f16     super-block scale of the mins
+//   [4..16)   scales  u8[12]  8 x 6-bit scale + 8 x 6-bit min (see scaleMinK4)
+//   [16..144) qs      u8[128] element e = 64j + 32k + l is nibble k (0 = low) of qs[32j + l]
+//   weight = d * scale_s * q - dmin * min_s,  s = e / 32
+// Matches ggml dequantize_row_q4_K and ggml_vec_dot_q4_K_q8_K (generic path). Activation: Q8_K.
+
+import { GgmlType } from "./format.js";
+import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";
+import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
+import type { TypeTraits } from "./traits.js";
+
+export const Q4_K_BYTES = 144;
+
+/**
+ * ggml get_scale_min_k4: sub-block j (0..7) of the 12-byte scales at b[o..]. Writes scale to out[0],
+ * min to out[1]. j < 4: low 6 bits of bytes j and j+4; j >= 4: a nibble of byte j+4 plus the top
+ * 2 bits of bytes j-4 (scale) and j (min).
+ */
+export function scaleMinK4(j: number, b: Uint8Array, o: number, out: Int32Array, at: number): void {
+  if (j < 4) {
+    out[at] = b[o + j]! & 63;
+    out[at + 1] = b[o + j + 4]! & 63;
+  } else {
+    out[at] = (b[o + j + 4]! & 0xf) | ((b[o + j - 4]! >> 6) << 4);
+    out[at + 1] = (b[o + j + 4]! >> 4) | ((b[o + j]! >> 6) << 4);
+  }
+}
+
+/** out[2s] = scale, out[2s+1] = min for the 8 sub-blocks. */
+export function unpackK4Scales(b: Uint8Array, o: number, out: Int32Array): void {
+  for (let s = 0; s < 8; s++) scaleMinK4(s, b, o, out, 2 * s);
+}
+
+const aViews = new ViewCache();
+const sm = new Int32Array(16);
+
+export function dequantizeQ4_K(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, n: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = srcOff + b * Q4_K_BYTES;
+    const d = readF16(src, o);
+    const min = readF16(src, o + 2);
+    unpackK4Scales(src, o + 4, sm);
+    let y = dstOff + b * QK_K;
+    for (let j = 0; j < 4; j++) {
+      const q = o + 16 + 32 * j;
+      const d1 = Math.fround(d * sm[4 * j]!);
+      const m1 = Math.fround(min * sm[4 * j + 1]!);
+      const d2 = Math.fround(d * sm[4 * j + 2]!);
+      const m2 = Math.fround(min * sm[4 * j + 3]!);
+      for (let l = 0; l < 32; l++) dst[y++] = Math.fround(d1 * (src[q + l]! & 15)) - m1;
+      for (let l = 0; l < 32; l++) dst[y++] = Math.fround(d2 * (src[q + l]! >> 4)) - m2;
+    }
+  }
+}
+
+/** Σ over blocks of d*d8 * Σ_s scale_s Σ q*q8 - dmin*d8 * Σ_g min_(g/2) * bsum_g. */
+export function vecDotQ4_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
+  const a8 = aViews.i8(act);
+  const ab = act.byteOffset;
+  let sum = 0;
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = wOff + b * Q4_K_BYTES;
+    const ao = aOff + b * Q8_K_BYTES;
+    unpackK4Scales(w, o + 4, sm);
+    let msum = 0;
+    for (let g = 0; g < 16; g++) msum += readI16(act, ao + Q8_K_BSUMS + 2 * g) * sm[2 * (g >> 1) + 1]!;
+    let isum = 0;
+    let q8 = ab + ao + Q8_K_QS;
+    for (let j = 0; j < 4; j++) {
+      const q = o + 16 + 32 * j;
+      let s0 = 0;
+      let s1 = 0;
+      for (let l = 0; l < 32; l++) {
+        const v = w[q + l]!;
+        s0 += (v & 15) * a8[q8 + l]!;
+        s1 += (v >> 4) * a8[q8 + 32 + l]!;
+      }
+      isum += sm[4 * j]! * s0 + sm[4 * j + 2]! * s1;
+      q8 += 64;
+    }
+    const d8 = readF32(act, ao);
+    sum += readF16(w, o) * d8 * isum - readF16(w, o + 2) * d8 * msum;
+  }
+  return sum;
+}
+
+export const Q4_K: TypeTraits = {
+  type: GgmlType.Q4_K,
+  blockSize: QK_K,
+  typeSize: Q4_K_BYTES,
+  vecDotType: GgmlType.Q8_K,
+  dequantize: dequantizeQ4_K,
+  vecDot: vecDotQ4_KQ8_K,
+};

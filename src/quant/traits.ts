@@ -1,0 +1,22 @@
+// The per-type kernel table entry (ggml's type_traits + type_traits_cpu in one record).
+// Each block format file exports one of these; index.ts is the only place that looks them up.
+
+import type { GgmlType } from "./format.js";
+
+export interface TypeTraits {
+  readonly type: GgmlType;
+  /** elements per block */
+  readonly blockSize: number;
+  /** bytes per block */
+  readonly typeSize: number;
+  /** the activation type ggml-cpu quantizes src1 to before calling vecDot (its vec_dot_type) */
+  readonly vecDotType: GgmlType;
+  /** dst[dstOff .. dstOff+n) = values of the n elements at byte srcOff (n a multiple of blockSize); ggml to_float */
+  dequantize(src: Uint8Array, srcOff: number, dst: Float32Array, dstOff: number, n: number): void;
+  /** Σ w·a over n elements: weights of this type at wOff, activation of vecDotType at aOff; ggml vec_dot */
+  vecDot?(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number;
+  /** reference weight quantizer (what llama-quantize writes without an imatrix); ggml quantize_row_*_ref */
+  quantizeRef?(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void;
+  /** activation quantizer as ggml-cpu's x86 from_float does it (only for activation types) */
+  fromFloat?(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void;
+}

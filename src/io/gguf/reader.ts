@@ -252,7 +252,7 @@ export function readGgufHeader(path: string): GgufFile {
       if (!fmt) throw new UnsupportedError(`${name}: tensor "${tname}": unknown tensor type ${type} (${typeName(type)}); this file needs a newer reader`);
       if (dims[0]! % fmt.blockSize !== 0) c.fail(`row length ${dims[0]} is not a multiple of the ${fmt.name} block size ${fmt.blockSize}`);
       const offset = c.u64();
-      if (offset > BigInt(fileSize)) c.fail(`data offset ${offset} is past the end of the file (${fileSize} bytes)`);
+      if (offset > BigInt(fileSize)) c.fail(`data offset ${offset} is past the end of the file (${fileSize} bytes): file is truncated or corrupt`);
       if (Number(offset) % alignment !== 0) c.fail(`data offset ${offset} is not a multiple of the alignment ${alignment}`);
       const nBytes = (nElements / fmt.blockSize) * fmt.typeSize;
       tensors.push({ name: tname, dims, type, offset: Number(offset), nBytes, nElements });

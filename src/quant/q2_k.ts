@@ -6,8 +6,10 @@
 //   weight = d * (scale_g) * q - dmin * (min_g),  g = e / 16
 // Matches ggml dequantize_row_q2_K and ggml_vec_dot_q2_K_q8_K (generic path). Activation: Q8_K.
 
+import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
-import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";
+import { ViewCache, nearestInt, readF16, readF32, readI16, writeU16 } from "./bytes.js";
+import { makeQkx2Quants } from "./quant-search.js";
 import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
 import type { TypeTraits } from "./traits.js";
 
@@ -71,6 +73,64 @@ export function vecDotQ2_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint
   return sum;
 }
 
+const f = Math.fround;
+const Lq = new Uint8Array(QK_K);
+const weights = new Float32Array(16);
+const fit = new Float32Array(2);
+const scales = new Float32Array(16);
+const mins = new Float32Array(16);
+
+/**
+ * ggml quantize_row_q2_K_ref: a make_qkx2_quants fit (weights |x|, mean absolute error) per group
+ * of 16, scales and mins quantized to 4 bits against max/15, then the quants redone with the
+ * rounded scales (a group whose rounded scale is 0 keeps its first-pass quants).
+ */
+export function quantizeQ2_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
+  const q4scale = 15;
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q2_K_BYTES;
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let g = 0; g < 16; g++) {
+      for (let l = 0; l < 16; l++) weights[l] = Math.abs(x[xo + 16 * g + l]!);
+      makeQkx2Quants(16, 3, x, xo + 16 * g, weights, Lq, 16 * g, f(-0.5), f(0.1), 15, true, fit);
+      scales[g] = fit[0]!;
+      mins[g] = fit[1]!;
+      if (fit[0]! > maxScale) maxScale = fit[0]!;
+      if (fit[1]! > maxMin) maxMin = fit[1]!;
+    }
+    dst.fill(0, o, o + Q2_K_BYTES);
+    if (maxScale > 0) {
+      const iscale = f(q4scale / maxScale);
+      for (let g = 0; g < 16; g++) dst[o + g] = nearestInt(f(iscale * scales[g]!)) & 0xff;
+      writeU16(dst, o + 80, f32ToF16(f(maxScale / q4scale)));
+    }
+    if (maxMin > 0) {
+      const iscale = f(q4scale / maxMin);
+      for (let g = 0; g < 16; g++) dst[o + g] |= (nearestInt(f(iscale * mins[g]!)) << 4) & 0xff;
+      writeU16(dst, o + 82, f32ToF16(f(maxMin / q4scale)));
+    }
+    const d0 = readF16(dst, o + 80);
+    const dmin0 = readF16(dst, o + 82);
+    for (let g = 0; g < 16; g++) {
+      const d = f(d0 * (dst[o + g]! & 15));
+      if (!d) continue;
+      const dm = f(dmin0 * (dst[o + g]! >> 4));
+      for (let i = 0; i < 16; i++) {
+        const l = nearestInt(f(f(x[xo + 16 * g + i]! + dm) / d));
+        Lq[16 * g + i] = Math.max(0, Math.min(3, l));
+      }
+    }
+    for (let h = 0; h < 2; h++) {
+      const L = 128 * h;
+      for (let l = 0; l < 32; l++) {
+        dst[o + 16 + 32 * h + l] = Lq[L + l]! | (Lq[L + l + 32]! << 2) | (Lq[L + l + 64]! << 4) | (Lq[L + l + 96]! << 6);
+      }
+    }
+  }
+}
+
 export const Q2_K: TypeTraits = {
   type: GgmlType.Q2_K,
   blockSize: QK_K,
@@ -78,4 +138,5 @@ export const Q2_K: TypeTraits = {
   vecDotType: GgmlType.Q8_K,
   dequantize: dequantizeQ2_K,
   vecDot: vecDotQ2_KQ8_K,
+  quantizeRef: quantizeQ2_KRef,
 };

@@ -6,8 +6,10 @@
 //   weight = d * (scale_g - 32) * (q2 - (high bit ? 0 : 4)),  g = e / 16
 // Matches ggml dequantize_row_q3_K and ggml_vec_dot_q3_K_q8_K (generic path). Activation: Q8_K.
 
+import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
-import { ViewCache, readF16, readF32 } from "./bytes.js";
+import { ViewCache, nearestInt, readF16, readF32, writeU16 } from "./bytes.js";
+import { makeQ3Quants } from "./quant-search.js";
 import { QK_K, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
 import type { TypeTraits } from "./traits.js";
 
@@ -83,6 +85,68 @@ export function vecDotQ3_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint
   return sum;
 }
 
+const f = Math.fround;
+const Lq = new Uint8Array(QK_K);
+const groupScales = new Float32Array(16);
+
+/**
+ * ggml quantize_row_q3_K_ref: a make_q3_quants fit per group of 16, the 16 scales quantized to
+ * 6 bits against d = max_scale/-32, then the quants redone with the rounded scales (a group whose
+ * rounded scale is 0 keeps its first-pass quants).
+ */
+export function quantizeQ3_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q3_K_BYTES;
+    let maxScale = 0;
+    let amax = 0;
+    for (let g = 0; g < 16; g++) {
+      const s = makeQ3Quants(16, 4, x, xo + 16 * g, Lq, 16 * g);
+      groupScales[g] = s;
+      if (Math.abs(s) > amax) {
+        amax = Math.abs(s);
+        maxScale = s;
+      }
+    }
+    dst.fill(0, o, o + Q3_K_BYTES);
+    const sc = o + 96;
+    if (maxScale) {
+      const iscale = f(-32 / maxScale);
+      for (let g = 0; g < 16; g++) {
+        const l8 = (nearestInt(f(iscale * groupScales[g]!)) << 24) >> 24; // C int8_t
+        const l = Math.max(-32, Math.min(31, l8)) + 32;
+        if (g < 8) dst[sc + g] = l & 15;
+        else dst[sc + g - 8] |= (l & 15) << 4;
+        dst[sc + 8 + (g & 3)] |= (l >> 4) << (2 * (g >> 2));
+      }
+      writeU16(dst, o + 108, f32ToF16(f(1 / iscale)));
+    }
+    unpackQ3Scales(dst, sc, scales);
+    const d0 = readF16(dst, o + 108);
+    for (let g = 0; g < 16; g++) {
+      const d = f(d0 * scales[g]!);
+      if (!d) continue;
+      for (let i = 0; i < 16; i++) {
+        const l = nearestInt(f(x[xo + 16 * g + i]! / d));
+        Lq[16 * g + i] = Math.max(-4, Math.min(3, l)) + 4;
+      }
+    }
+    // high bit of element e goes to bit e/32 of hmask[e % 32]
+    for (let e = 0; e < QK_K; e++) {
+      if (Lq[e]! > 3) {
+        dst[o + (e & 31)] |= 1 << (e >> 5);
+        Lq[e] -= 4;
+      }
+    }
+    for (let h = 0; h < 2; h++) {
+      const L = 128 * h;
+      for (let l = 0; l < 32; l++) {
+        dst[o + 32 + 32 * h + l] = Lq[L + l]! | (Lq[L + l + 32]! << 2) | (Lq[L + l + 64]! << 4) | (Lq[L + l + 96]! << 6);
+      }
+    }
+  }
+}
+
 export const Q3_K: TypeTraits = {
   type: GgmlType.Q3_K,
   blockSize: QK_K,
@@ -90,4 +154,5 @@ export const Q3_K: TypeTraits = {
   vecDotType: GgmlType.Q8_K,
   dequantize: dequantizeQ3_K,
   vecDot: vecDotQ3_KQ8_K,
+  quantizeRef: quantizeQ3_KRef,
 };

@@ -6,8 +6,10 @@
 //   weight = d * scale_s * q - dmin * min_s,  s = e / 32
 // Matches ggml dequantize_row_q4_K and ggml_vec_dot_q4_K_q8_K (generic path). Activation: Q8_K.
 
+import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
-import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";
+import { ViewCache, nearestInt, readF16, readF32, readI16, writeU16 } from "./bytes.js";
+import { makeQkx2Quants } from "./quant-search.js";
 import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
 import type { TypeTraits } from "./traits.js";
 
@@ -86,6 +88,83 @@ export function vecDotQ4_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint
   return sum;
 }
 
+const f = Math.fround;
+
+/**
+ * Shared by Q4_K and Q5_K (ggml quantize_row_q4_K_ref / q5_K_ref): per sub-block of 32, weights
+ * av|x| + |x| and a make_qkx2_quants fit; the 8 scales and 8 mins are then quantized to 6 bits
+ * against d = max_scale/63 and dmin = max_min/63, and the quants redone with the rounded scales.
+ * Writes d, dmin and the 12 scale bytes at block offset o, the quants (0..nmax) to L[0..256).
+ */
+export function quantizeK4Scales(
+  x: Float32Array, xo: number, nmax: number, rmin: number, nstep: number, dst: Uint8Array, o: number, L: Uint8Array,
+): void {
+  let maxScale = 0;
+  let maxMin = 0;
+  for (let j = 0; j < 8; j++) {
+    let sumX2 = 0;
+    for (let l = 0; l < 32; l++) {
+      const v = x[xo + 32 * j + l]!;
+      sumX2 = f(sumX2 + f(v * v));
+    }
+    const avX = f(Math.sqrt(f(sumX2 / 32)));
+    for (let l = 0; l < 32; l++) weights[l] = f(avX + Math.abs(x[xo + 32 * j + l]!));
+    makeQkx2Quants(32, nmax, x, xo + 32 * j, weights, L, 32 * j, rmin, f(0.1), nstep, false, fit);
+    scales[j] = fit[0]!;
+    mins[j] = fit[1]!;
+    if (fit[0]! > maxScale) maxScale = fit[0]!;
+    if (fit[1]! > maxMin) maxMin = fit[1]!;
+  }
+  const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
+  const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+  const sc = o + 4;
+  dst.fill(0, sc, sc + 12);
+  for (let j = 0; j < 8; j++) {
+    const ls = Math.min(63, nearestInt(f(invScale * scales[j]!)) & 0xff);
+    const lm = Math.min(63, nearestInt(f(invMin * mins[j]!)) & 0xff);
+    if (j < 4) {
+      dst[sc + j] = ls;
+      dst[sc + j + 4] = lm;
+    } else {
+      dst[sc + j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+      dst[sc + j - 4] |= (ls >> 4) << 6;
+      dst[sc + j] |= (lm >> 4) << 6;
+    }
+  }
+  writeU16(dst, o, f32ToF16(f(maxScale / 63)));
+  writeU16(dst, o + 2, f32ToF16(f(maxMin / 63)));
+  const d0 = readF16(dst, o);
+  const dmin0 = readF16(dst, o + 2);
+  unpackK4Scales(dst, sc, sm);
+  for (let j = 0; j < 8; j++) {
+    const d = f(d0 * sm[2 * j]!);
+    if (!d) continue;
+    const dm = f(dmin0 * sm[2 * j + 1]!);
+    for (let ii = 0; ii < 32; ii++) {
+      const l = nearestInt(f(f(x[xo + 32 * j + ii]! + dm) / d));
+      L[32 * j + ii] = Math.max(0, Math.min(nmax, l));
+    }
+  }
+}
+
+const weights = new Float32Array(32);
+const fit = new Float32Array(2);
+const scales = new Float32Array(8);
+const mins = new Float32Array(8);
+const Lq = new Uint8Array(QK_K);
+
+/** ggml quantize_row_q4_K_ref (what llama-quantize writes for Q4_K without an imatrix). */
+export function quantizeQ4_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q4_K_BYTES;
+    quantizeK4Scales(x, xo, 15, -1, 20, dst, o, Lq);
+    for (let j = 0; j < 4; j++) {
+      for (let l = 0; l < 32; l++) dst[o + 16 + 32 * j + l] = Lq[64 * j + l]! | (Lq[64 * j + 32 + l]! << 4);
+    }
+  }
+}
+
 export const Q4_K: TypeTraits = {
   type: GgmlType.Q4_K,
   blockSize: QK_K,
@@ -93,4 +172,5 @@ export const Q4_K: TypeTraits = {
   vecDotType: GgmlType.Q8_K,
   dequantize: dequantizeQ4_K,
   vecDot: vecDotQ4_KQ8_K,
+  quantizeRef: quantizeQ4_KRef,
 };

@@ -9,7 +9,7 @@
 
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";
-import { unpackK4Scales } from "./q4_k.js";
+import { quantizeK4Scales, unpackK4Scales } from "./q4_k.js";
 import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
 import type { TypeTraits } from "./traits.js";
 
@@ -75,6 +75,35 @@ export function vecDotQ5_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint
   return sum;
 }
 
+const Lq = new Uint8Array(QK_K);
+
+/** ggml quantize_row_q5_K_ref (what llama-quantize writes for Q5_K without an imatrix). */
+export function quantizeQ5_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q5_K_BYTES;
+    quantizeK4Scales(x, xo, 31, Math.fround(-0.5), 15, dst, o, Lq);
+    dst.fill(0, o + 16, o + 48);
+    for (let j = 0; j < 4; j++) {
+      const u1 = 1 << (2 * j);
+      const u2 = 2 << (2 * j);
+      for (let l = 0; l < 32; l++) {
+        let l1 = Lq[64 * j + l]!;
+        let l2 = Lq[64 * j + 32 + l]!;
+        if (l1 > 15) {
+          l1 -= 16;
+          dst[o + 16 + l] |= u1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          dst[o + 16 + l] |= u2;
+        }
+        dst[o + 48 + 32 * j + l] = l1 | (l2 << 4);
+      }
+    }
+  }
+}
+
 export const Q5_K: TypeTraits = {
   type: GgmlType.Q5_K,
   blockSize: QK_K,
@@ -82,4 +111,5 @@ export const Q5_K: TypeTraits = {
   vecDotType: GgmlType.Q8_K,
   dequantize: dequantizeQ5_K,
   vecDot: vecDotQ5_KQ8_K,
+  quantizeRef: quantizeQ5_KRef,
 };

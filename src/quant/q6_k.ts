@@ -7,8 +7,10 @@
 //   high = (qh[32h + l] >> 2k) & 3, q = (low | high << 4) - 32, weight = d * scales[e / 16] * q
 // Matches ggml dequantize_row_q6_K and ggml_vec_dot_q6_K_q8_K (generic path). Activation: Q8_K.
 
+import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
-import { ViewCache, readF16, readF32 } from "./bytes.js";
+import { ViewCache, nearestInt, readF16, readF32, writeU16 } from "./bytes.js";
+import { GROUP_MAX_EPS, makeQxQuants } from "./quant-search.js";
 import { QK_K, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
 import type { TypeTraits } from "./traits.js";
 
@@ -81,6 +83,58 @@ export function vecDotQ6_KQ8_K(n: number, w: Uint8Array, wOff: number, act: Uint
   return sum;
 }
 
+const f = Math.fround;
+const Lq = new Uint8Array(QK_K);
+const scales = new Float32Array(16);
+
+/**
+ * ggml quantize_row_q6_K_ref: a make_qx_quants fit per group of 16, the 16 scales quantized to
+ * int8 against d = max_scale/-128, then the quants redone with the rounded scales (a group whose
+ * rounded scale is 0 keeps its first-pass quants).
+ */
+export function quantizeQ6_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q6_K_BYTES;
+    let maxScale = 0;
+    let maxAbsScale = 0;
+    for (let g = 0; g < 16; g++) {
+      const scale = makeQxQuants(16, 32, x, xo + 16 * g, Lq, 16 * g);
+      scales[g] = scale;
+      if (Math.abs(scale) > maxAbsScale) {
+        maxAbsScale = Math.abs(scale);
+        maxScale = scale;
+      }
+    }
+    dst.fill(0, o, o + Q6_K_BYTES);
+    if (maxAbsScale < GROUP_MAX_EPS) continue; // all zero, d = +0
+    const iscale = f(-128 / maxScale);
+    writeU16(dst, o + 208, f32ToF16(f(1 / iscale)));
+    for (let g = 0; g < 16; g++) dst[o + 192 + g] = Math.min(127, nearestInt(f(iscale * scales[g]!))) & 0xff;
+    const d0 = readF16(dst, o + 208);
+    for (let g = 0; g < 16; g++) {
+      const d = f(d0 * ((dst[o + 192 + g]! << 24) >> 24));
+      if (!d) continue;
+      for (let i = 0; i < 16; i++) {
+        const l = nearestInt(f(x[xo + 16 * g + i]! / d));
+        Lq[16 * g + i] = Math.max(-32, Math.min(31, l)) + 32;
+      }
+    }
+    for (let h = 0; h < 2; h++) {
+      const L = 128 * h;
+      for (let l = 0; l < 32; l++) {
+        const q1 = Lq[L + l]!;
+        const q2 = Lq[L + l + 32]!;
+        const q3 = Lq[L + l + 64]!;
+        const q4 = Lq[L + l + 96]!;
+        dst[o + 64 * h + l] = (q1 & 15) | ((q3 & 15) << 4);
+        dst[o + 64 * h + l + 32] = (q2 & 15) | ((q4 & 15) << 4);
+        dst[o + 128 + 32 * h + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+      }
+    }
+  }
+}
+
 export const Q6_K: TypeTraits = {
   type: GgmlType.Q6_K,
   blockSize: QK_K,
@@ -88,4 +142,5 @@ export const Q6_K: TypeTraits = {
   vecDotType: GgmlType.Q8_K,
   dequantize: dequantizeQ6_K,
   vecDot: vecDotQ6_KQ8_K,
+  quantizeRef: quantizeQ6_KRef,
 };

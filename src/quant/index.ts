@@ -105,7 +105,9 @@ export function canQuantizeWeights(type: GgmlType): boolean {
 
 /**
  * Quantize a [nRows, nPerRow] float matrix to `type` with ggml's reference quantizers (what
- * llama-quantize writes without an importance matrix), bit-exact. Rows are concatenated.
+ * llama-quantize writes without an importance matrix), bit-exact; every weight type here has one
+ * (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL). Rows are concatenated.
+ * @example const bytes = quantizeWeights(GgmlType.Q4_K, x, 8, 512) // 8 rows x 2 blocks x 144 bytes
  */
 export function quantizeWeights(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number): Uint8Array {
   const t = traits(type, "quantizeWeights");

@@ -1,7 +1,7 @@
 // IQ4_NL: 32 weights per block, 18 bytes (the Q4_0 layout with a non-linear value table):
 //   [0..2)   d   f16 scale
 //   [2..18)  qs  u8[16]   weight[j] = KVALUES[qs[j] & 15] * d, weight[j+16] = KVALUES[qs[j] >> 4] * d
-// Matches ggml dequantize_row_iq4_nl and vec_dot_iq4_nl_q8_0 (activation: Q8_0).
+// Matches ggml dequantize_row_iq4_nl, quantize_iq4_nl (no imatrix) and vec_dot_iq4_nl_q8_0 (activation: Q8_0).
 
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";

@@ -4,7 +4,8 @@
 //   [80..82)  d       f16     super-block scale of the scales
 //   [82..84)  dmin    f16     super-block scale of the mins
 //   weight = d * (scale_g) * q - dmin * (min_g),  g = e / 16
-// Matches ggml dequantize_row_q2_K and ggml_vec_dot_q2_K_q8_K (generic path). Activation: Q8_K.
+// Matches ggml dequantize_row_q2_K, quantize_row_q2_K_ref and ggml_vec_dot_q2_K_q8_K (generic path).
+// Activation: Q8_K.
 
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";

@@ -4,7 +4,8 @@
 //   [96..108)  scales  u8[12]  16 x 6-bit scales (see unpackQ3Scales), stored biased by 32
 //   [108..110) d       f16     super-block scale
 //   weight = d * (scale_g - 32) * (q2 - (high bit ? 0 : 4)),  g = e / 16
-// Matches ggml dequantize_row_q3_K and ggml_vec_dot_q3_K_q8_K (generic path). Activation: Q8_K.
+// Matches ggml dequantize_row_q3_K, quantize_row_q3_K_ref and ggml_vec_dot_q3_K_q8_K (generic path).
+// Activation: Q8_K.
 
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";

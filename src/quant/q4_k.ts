@@ -4,7 +4,8 @@
 //   [4..16)   scales  u8[12]  8 x 6-bit scale + 8 x 6-bit min (see scaleMinK4)
 //   [16..144) qs      u8[128] element e = 64j + 32k + l is nibble k (0 = low) of qs[32j + l]
 //   weight = d * scale_s * q - dmin * min_s,  s = e / 32
-// Matches ggml dequantize_row_q4_K and ggml_vec_dot_q4_K_q8_K (generic path). Activation: Q8_K.
+// Matches ggml dequantize_row_q4_K, quantize_row_q4_K_ref and ggml_vec_dot_q4_K_q8_K (generic path).
+// Activation: Q8_K.
 
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";

@@ -5,7 +5,8 @@
 //   [16..48)   qh      u8[32]  5th bit; element e = 64j + 32k + l uses bit (2j + k) of qh[l]
 //   [48..176)  qs      u8[128] low 4 bits; element e is nibble k (0 = low) of qs[32j + l]
 //   weight = d * scale_s * q - dmin * min_s,  s = e / 32, q in 0..31
-// Matches ggml dequantize_row_q5_K and ggml_vec_dot_q5_K_q8_K (generic path). Activation: Q8_K.
+// Matches ggml dequantize_row_q5_K, quantize_row_q5_K_ref and ggml_vec_dot_q5_K_q8_K (generic path).
+// Activation: Q8_K.
 
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";

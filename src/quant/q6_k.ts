@@ -5,7 +5,8 @@
 //   [208..210)  d       f16      super-block scale
 //   element e = 128h + 32k + l (k = 0..3, l < 32): low = nibble (k >> 1) of ql[64h + 32(k & 1) + l],
 //   high = (qh[32h + l] >> 2k) & 3, q = (low | high << 4) - 32, weight = d * scales[e / 16] * q
-// Matches ggml dequantize_row_q6_K and ggml_vec_dot_q6_K_q8_K (generic path). Activation: Q8_K.
+// Matches ggml dequantize_row_q6_K, quantize_row_q6_K_ref and ggml_vec_dot_q6_K_q8_K (generic path).
+// Activation: Q8_K.
 
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";

@@ -1,0 +1,107 @@
+/**
+ * A pool of worker threads that run WebAssembly kernels over shared memories. The main thread is
+ * participant 0 and computes its share too; a job's rows are split in units of `grain` (4 weight
+ * rows per pass in the matmul kernels). Waiting threads spin briefly, then sleep in Atomics.wait,
+ * so no thread spins between jobs.
+ */
+import { Worker } from "node:worker_threads";
+import { instantiateOver } from "./instantiate.js";
+import { ARGS_OFFSET, CTRL_BYTES, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, partition } from "./protocol.js";
+
+export class KernelPool {
+  readonly nThreads: number;
+  private workers: Worker[] = [];
+  private ctrl: Int32Array;
+  private args: Float64Array;
+  private fnIndex: Map<string, number>;
+  private local: ((...a: number[]) => unknown)[][];
+
+  private constructor(readonly module: WebAssembly.Module, private memories: WebAssembly.Memory[], readonly exportNames: string[], nThreads: number) {
+    this.nThreads = Math.max(1, nThreads);
+    const sab = new SharedArrayBuffer(CTRL_BYTES);
+    this.ctrl = new Int32Array(sab, 0, ARGS_OFFSET / 4);
+    this.args = new Float64Array(sab, ARGS_OFFSET, MAX_ARGS);
+    this.fnIndex = new Map(exportNames.map((n, i) => [n, i]));
+    this.local = this.instantiateAll(memories);
+    for (let i = 1; i < this.nThreads; i++) {
+      const w = new Worker(new URL("./worker.js", import.meta.url), {
+        workerData: { module, memories, ctrl: sab, index: i, exportNames },
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  static create(module: WebAssembly.Module, memories: WebAssembly.Memory[], exportNames: string[], nThreads: number): KernelPool {
+    return new KernelPool(module, memories, exportNames, nThreads);
+  }
+
+  private instantiateAll(memories: WebAssembly.Memory[]) {
+    return memories.map((m) => {
+      const ex = instantiateOver(this.module, m).exports as Record<string, (...a: number[]) => unknown>;
+      return this.exportNames.map((n) => {
+        const f = ex[n];
+        if (typeof f !== "function") throw new Error(`kernel module has no export ${n}`);
+        return f;
+      });
+    });
+  }
+
+  /** Make a newly added memory shard known to every thread. */
+  async setMemories(memories: WebAssembly.Memory[]): Promise<void> {
+    this.memories = memories;
+    this.local = this.instantiateAll(memories);
+    await Promise.all(this.workers.map((w) => new Promise<void>((res) => {
+      w.once("message", () => res());
+      w.postMessage({ memories });
+    })));
+  }
+
+  /** Run the main thread's own instance of an export (no parallelism). */
+  call(shard: number, name: string, ...a: number[]): unknown {
+    return this.local[shard]![this.fnIndex.get(name)!]!(...a);
+  }
+
+  /**
+   * Run export `name` on shard `shard` over rows [0, nRows), split across threads: argument
+   * positions r0Arg and r1Arg of `a` are replaced by each thread's row range.
+   */
+  parallel(shard: number, name: string, nRows: number, grain: number, r0Arg: number, r1Arg: number, a: number[], maxThreads = this.nThreads): void {
+    const fn = this.fnIndex.get(name);
+    if (fn === undefined) throw new Error(`unknown kernel ${name}`);
+    const n = Math.max(1, Math.min(maxThreads, this.nThreads, Math.ceil(nRows / grain)));
+    if (n === 1) {
+      a[r0Arg] = 0; a[r1Arg] = nRows;
+      this.local[shard]![fn]!(...a);
+      return;
+    }
+    const c = this.ctrl;
+    c[FN] = fn; c[SHARD] = shard; c[NTHREADS] = n; c[NROWS] = nRows; c[GRAIN] = grain;
+    c[R0] = r0Arg; c[R1] = r1Arg; c[NARGS] = a.length;
+    for (let i = 0; i < a.length; i++) this.args[i] = a[i]!;
+    Atomics.store(c, DONE, 0);
+    Atomics.add(c, SEQ, 1);
+    Atomics.notify(c, SEQ);
+    const [r0, r1] = partition(nRows, n, 0, grain);
+    if (r1 > r0) {
+      const mine = a.slice();
+      mine[r0Arg] = r0; mine[r1Arg] = r1;
+      this.local[shard]![fn]!(...mine);
+    }
+    let spins = 0;
+    while (Atomics.load(c, DONE) < n - 1) {
+      if (++spins > SPIN_POLLS) {
+        const d = Atomics.load(c, DONE);
+        if (d < n - 1) Atomics.wait(c, DONE, d, 1);
+      }
+    }
+  }
+
+  close(): void {
+    this.ctrl[FN] = EXIT_FN;
+    Atomics.add(this.ctrl, SEQ, 1);
+    Atomics.notify(this.ctrl, SEQ);
+    for (const w of this.workers) void w.terminate();
+    this.workers = [];
+  }
+}

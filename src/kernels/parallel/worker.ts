@@ -1,0 +1,62 @@
+/** A kernel worker: waits for jobs on the control block and runs its share of rows. */
+import { parentPort, workerData } from "node:worker_threads";
+import { instantiateOver } from "./instantiate.js";
+import { ARGS_OFFSET, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, partition } from "./protocol.js";
+
+interface Init {
+  module: WebAssembly.Module;
+  memories: WebAssembly.Memory[];
+  ctrl: SharedArrayBuffer;
+  index: number;
+  exportNames: string[];
+}
+
+const init = workerData as Init;
+const ctrl = new Int32Array(init.ctrl, 0, ARGS_OFFSET / 4);
+const args = new Float64Array(init.ctrl, ARGS_OFFSET, MAX_ARGS);
+let fns: ((...a: number[]) => unknown)[][] = init.memories.map((m) => {
+  const ex = instantiateOver(init.module, m).exports as Record<string, (...a: number[]) => unknown>;
+  return init.exportNames.map((n) => ex[n]!);
+});
+
+parentPort!.on("message", (msg: { memories?: WebAssembly.Memory[] }) => {
+  // new shards added after start
+  if (msg.memories) {
+    fns = msg.memories.map((m) => {
+      const ex = instantiateOver(init.module, m).exports as Record<string, (...a: number[]) => unknown>;
+      return init.exportNames.map((n) => ex[n]!);
+    });
+    parentPort!.postMessage("ok");
+  }
+});
+
+/** the last job seen; kept across returns to the event loop */
+let last = Atomics.load(ctrl, SEQ);
+
+function loop(): void {
+  for (;;) {
+    let spins = 0;
+    while (Atomics.load(ctrl, SEQ) === last) {
+      if (++spins > SPIN_POLLS) {
+        // park; come back through the event loop now and then so messages (new shards) are seen
+        if (Atomics.wait(ctrl, SEQ, last, 50) === "timed-out") return void setImmediate(loop);
+        spins = 0;
+      }
+    }
+    last = Atomics.load(ctrl, SEQ);
+    const fn = ctrl[FN]!;
+    if (fn === EXIT_FN) { process.exit(0); }
+    const n = ctrl[NTHREADS]!;
+    if (init.index < n) {
+      const [r0, r1] = partition(ctrl[NROWS]!, n, init.index, ctrl[GRAIN]!);
+      if (r1 > r0) {
+        const a = Array.from(args.subarray(0, ctrl[NARGS]!));
+        a[ctrl[R0]!] = r0;
+        a[ctrl[R1]!] = r1;
+        fns[ctrl[SHARD]!]![fn]!(...a);
+      }
+      if (Atomics.add(ctrl, DONE, 1) + 1 === n - 1) Atomics.notify(ctrl, DONE);
+    }
+  }
+}
+loop();

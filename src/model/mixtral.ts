@@ -9,7 +9,8 @@ import { ArgumentError, ContextFullError } from "../errors.js";
 import { GgufReader } from "../io/gguf/reader.js";
 import { swiglu } from "../kernels/js/activations.js";
 import { attention } from "../kernels/js/attention.js";
-import { matmul, matmulQuantized, quantizeRows } from "../kernels/js/matmul.js";
+import type { Weight } from "../kernels/js/matmul.js";
+import { JsBackend, type Backend } from "../kernels/backend.js";
 import { rmsNormRows } from "../kernels/js/rms-norm.js";
 import { RopeTable } from "../kernels/js/rope.js";
 import { vecDotType } from "../quant/index.js";
@@ -39,13 +40,22 @@ export class Mixtral {
   /** per layer, experts switched off by --disable-experts (1 = disabled) */
   readonly disabledExperts: Uint8Array[];
 
-  constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly file = "model") {
+  constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly file = "model", readonly backend: Backend = new JsBackend()) {
     this.disabledExperts = Array.from({ length: config.nLayer }, () => new Uint8Array(Math.max(1, config.nExpert)));
   }
 
-  static fromGguf(r: GgufReader): Mixtral {
+  static fromGguf(r: GgufReader, backend: Backend = new JsBackend()): Mixtral {
     const cfg = configFromGguf(r.metadata, basename(r.path));
-    return new Mixtral(cfg, loadWeights(r, cfg), basename(r.path));
+    return new Mixtral(cfg, loadWeights(r, cfg, backend), basename(r.path), backend);
+  }
+
+  /** out[nTok, nOut] = x[nTok, nIn] . W[mat]^T */
+  matmul(w: Weight, mat: number, x: Float32Array, nTok: number, out: Float32Array): void {
+    this.backend.matmul(w, mat, this.backend.quantizeRows(vecDotType(w.type), x, nTok, w.nIn), out);
+  }
+
+  close(): void {
+    this.backend.close();
   }
 
   /** Disable experts given as "L:E" pairs; the router then picks among the others. */
@@ -143,10 +153,11 @@ export class MixtralContext {
       const lw = w.layers[l]!;
       rmsNormRows(x, lw.attnNorm, xn, n, E, c.rmsEps);
       trace?.(L("attn_norm", l), xn, n, E);
-      const a = quantizeRows(vecDotType(lw.wq.type), xn, n, E);
-      matmulQuantized(lw.wq, 0, a, q);
-      matmulQuantized(lw.wk, 0, vecDotType(lw.wk.type) === a.type ? a : quantizeRows(vecDotType(lw.wk.type), xn, n, E), k);
-      matmulQuantized(lw.wv, 0, vecDotType(lw.wv.type) === a.type ? a : quantizeRows(vecDotType(lw.wv.type), xn, n, E), v);
+      const be = m.backend;
+      const a = be.quantizeRows(vecDotType(lw.wq.type), xn, n, E);
+      be.matmul(lw.wq, 0, a, q);
+      be.matmul(lw.wk, 0, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k);
+      be.matmul(lw.wv, 0, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v);
       for (let i = 0; i < n; i++) {
         this.rope.apply(q, i * qDim, c.nHead, hd, positions[i]!);
         this.rope.apply(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
@@ -155,7 +166,7 @@ export class MixtralContext {
       trace?.(L("Qcur_rope", l), q, n, qDim);
       trace?.(L("Kcur_rope", l), k, n, kvDim);
       attention(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att);
-      matmul(lw.wo, 0, att, n, tmp);
+      m.matmul(lw.wo, 0, att, n, tmp);
       trace?.(L("kqv_out", l), tmp, n, E);
       for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
       trace?.(L("ffn_inp", l), x, n, E);
@@ -178,16 +189,16 @@ export class MixtralContext {
     const seln = new Float32Array(sel.length);
     rmsNormRows(sel, w.outputNorm, seln, logitRows.length, E, c.rmsEps);
     const logits = new Float32Array(logitRows.length * V);
-    if (logitRows.length) matmul(w.output, 0, seln, logitRows.length, logits);
+    if (logitRows.length) m.matmul(w.output, 0, seln, logitRows.length, logits);
     for (const t of tokens) this.tokens.push(t);
     return logits;
   }
 
   private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn): void {
-    const c = this.model.config, lw = this.model.weights.layers[l]!;
+    const m = this.model, be = m.backend, c = m.config, lw = m.weights.layers[l]!;
     const E = c.nEmbd, F = c.nFf, K = c.nExpertUsed, NE = c.nExpert;
     const logits = new Float32Array(n * NE);
-    matmul(lw.gateInp!, 0, xn, n, logits);
+    m.matmul(lw.gateInp!, 0, xn, n, logits);
     trace?.(`ffn_moe_logits-${l}`, logits, n, NE);
     const r = route(logits, n, NE, K, this.model.disabledExperts[l]);
     trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
@@ -195,19 +206,19 @@ export class MixtralContext {
     trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
     // expert outputs per (token, slot), summed in slot order as llama.cpp does
     const slotOut = new Float32Array(n * K * E);
-    const act = quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);
-    const actUp = vecDotType(lw.ffnUp.type) === act.type ? act : quantizeRows(vecDotType(lw.ffnUp.type), xn, n, E);
+    const act = be.quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);
+    const actUp = vecDotType(lw.ffnUp.type) === act.type ? act : be.quantizeRows(vecDotType(lw.ffnUp.type), xn, n, E);
     const groups = groupByExpert(r.experts, n, K, NE);
     for (let e = 0; e < NE; e++) {
       const g = groups[e]!;
-      const m = g.tokens.length;
-      if (m === 0) continue;
-      const gate = new Float32Array(m * F), up = new Float32Array(m * F), y = new Float32Array(m * E);
-      matmulQuantized(lw.ffnGate, e, act, gate, g.tokens);
-      matmulQuantized(lw.ffnUp, e, actUp, up, g.tokens);
-      swiglu(gate, up, m * F);
-      matmul(lw.ffnDown, e, gate, m, y);
-      for (let i = 0; i < m; i++) {
+      const nt = g.tokens.length;
+      if (nt === 0) continue;
+      const gate = new Float32Array(nt * F), up = new Float32Array(nt * F), y = new Float32Array(nt * E);
+      be.matmul(lw.ffnGate, e, act, gate, g.tokens);
+      be.matmul(lw.ffnUp, e, actUp, up, g.tokens);
+      swiglu(gate, up, nt * F);
+      m.matmul(lw.ffnDown, e, gate, nt, y);
+      for (let i = 0; i < nt; i++) {
         const t = g.tokens[i]!, s = g.slots[i]!;
         const wgt = r.weights[t * K + s]!;
         const dst = (t * K + s) * E;
@@ -225,11 +236,11 @@ export class MixtralContext {
   }
 
   private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array): void {
-    const c = this.model.config, lw = this.model.weights.layers[l]!;
+    const m = this.model, c = m.config, lw = m.weights.layers[l]!;
     const gate = new Float32Array(n * c.nFf), up = new Float32Array(n * c.nFf);
-    matmul(lw.ffnGate, 0, xn, n, gate);
-    matmul(lw.ffnUp, 0, xn, n, up);
+    m.matmul(lw.ffnGate, 0, xn, n, gate);
+    m.matmul(lw.ffnUp, 0, xn, n, up);
     swiglu(gate, up, n * c.nFf);
-    matmul(lw.ffnDown, 0, gate, n, out);
+    m.matmul(lw.ffnDown, 0, gate, n, out);
   }
 }

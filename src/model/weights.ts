@@ -12,6 +12,7 @@ import type { GgufTensorInfo } from "../io/gguf/types.js";
 import { GgmlType, typeName } from "../quant/format.js";
 import { dequantize, isSupported } from "../quant/index.js";
 import type { Weight } from "../kernels/js/matmul.js";
+import { JsBackend, type Backend } from "../kernels/backend.js";
 import type { ModelConfig } from "./config.js";
 
 export interface LayerWeights {
@@ -38,7 +39,7 @@ export interface ModelWeights {
   bytes: number;
 }
 
-export function loadWeights(r: GgufReader, cfg: ModelConfig): ModelWeights {
+export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = new JsBackend()): ModelWeights {
   const file = basename(r.path);
   let bytes = 0;
   const need = (name: string): GgufTensorInfo => {
@@ -58,9 +59,10 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig): ModelWeights {
   const matrix = (name: string, nIn: number, nOut: number, nMat = 1): Weight => {
     const t = need(name);
     checkShape(t, nMat === 1 ? [nIn, nOut] : [nIn, nOut, nMat]);
-    const data = r.readTensorBytes(t);
-    bytes += data.length;
-    return { name, type: t.type, nIn, nOut, nMat, rowBytes: t.nBytes / (nOut * nMat), data };
+    const st = backend.allocWeight(t.nBytes);
+    r.readTensorBytes(t, 0, t.nBytes, st.data);
+    bytes += t.nBytes;
+    return { name, type: t.type, nIn, nOut, nMat, rowBytes: t.nBytes / (nOut * nMat), ...st };
   };
   const vector = (name: string, n: number): Float32Array => {
     const t = need(name);
@@ -86,10 +88,10 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig): ModelWeights {
       parts.push(t);
     }
     const per = parts[0]!.nBytes;
-    const data = new Uint8Array(per * cfg.nExpert);
-    parts.forEach((t, e) => r.readTensorBytes(t, 0, per, data.subarray(e * per, (e + 1) * per)));
-    bytes += data.length;
-    return { name: `blk.${l}.${base}_exps.weight`, type: parts[0]!.type, nIn, nOut, nMat: cfg.nExpert, rowBytes: per / nOut, data };
+    const st = backend.allocWeight(per * cfg.nExpert);
+    parts.forEach((t, e) => r.readTensorBytes(t, 0, per, st.data.subarray(e * per, (e + 1) * per)));
+    bytes += per * cfg.nExpert;
+    return { name: `blk.${l}.${base}_exps.weight`, type: parts[0]!.type, nIn, nOut, nMat: cfg.nExpert, rowBytes: per / nOut, ...st };
   };
 
   const { nEmbd, nVocab, nFf, headDim } = cfg;

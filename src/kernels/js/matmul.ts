@@ -18,6 +18,9 @@ export interface Weight {
   nMat: number;
   rowBytes: number;
   data: Uint8Array;
+  /** placement in a WebAssembly memory (see kernels/backend.ts) */
+  shard?: number;
+  ptr?: number;
 }
 
 /** Activations quantized for one dot-product type: nRows rows of rowBytes bytes each. */

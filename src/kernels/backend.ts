@@ -1,0 +1,42 @@
+/**
+ * The seam between the model and its kernels. The model asks a backend for weight storage and
+ * for the heavy products; the plain-TypeScript backend is the reference, the WebAssembly backend
+ * (src/kernels/wasm) the fast one, and both give the same results.
+ */
+import type { GgmlType } from "../quant/format.js";
+import { matmulQuantized, quantizeRows, type QuantizedRows, type Weight } from "./js/matmul.js";
+
+export interface Backend {
+  readonly name: string;
+  readonly threads: number;
+  /** Storage for `bytes` bytes of weights that live as long as the model. */
+  allocWeight(bytes: number): WeightStorage;
+  /** Quantize activation rows x[nRows, n] for dot-product type `type`. */
+  quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: number): QuantizedRows;
+  /** out[t, r] = W[mat] row r . act row rows[t] (all rows when omitted). */
+  matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void;
+  close(): void;
+}
+
+/** Where a weight's bytes live: a view for reading plus backend-specific placement. */
+export interface WeightStorage {
+  data: Uint8Array;
+  /** memory shard and byte offset, for WebAssembly backends */
+  shard?: number;
+  ptr?: number;
+}
+
+export class JsBackend implements Backend {
+  readonly name = "js";
+  readonly threads = 1;
+  allocWeight(bytes: number): WeightStorage {
+    return { data: new Uint8Array(bytes) };
+  }
+  quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: number): QuantizedRows {
+    return quantizeRows(type, x, nRows, n);
+  }
+  matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void {
+    matmulQuantized(w, mat, act, out, rows);
+  }
+  close(): void {}
+}

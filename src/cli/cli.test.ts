@@ -112,3 +112,22 @@ test("bad arguments and files give one clear line, no stack trace", { skip: !ref
   }
   assert.ok(!existsSync(join(dir, "x")));
 });
+
+test("cmx perplexity prints llama-perplexity's figure; --sweep writes a table, JSON, SVG and PNG", { skip: !ref }, () => {
+  const text = refPath("inputs", "perplexity.txt");
+  const r = cmx(["perplexity", "-m", A, "-f", text, "-c", "128", "--kv-type", "f32"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^\[1\]66253\.4\d+,\[2\]53458\.4\d+/);
+  assert.match(r.out, /PPL = 54983\.9\d+ \+\/- 2902\.3\d+/);
+  const out = join(dir, "sweep");
+  const s = cmx(["perplexity", "-m", A, "-f", text, "--sweep", "32,64", "--out", out]);
+  assert.equal(s.code, 0, s.err);
+  assert.match(s.out, /\| 32 \| 24 \|/);
+  const png = readFileSync(join(out, "ppl-vs-context.png"));
+  assert.equal(png.subarray(1, 4).toString(), "PNG");
+  assert.match(readFileSync(join(out, "ppl-vs-context.svg"), "utf8"), /<svg/);
+  assert.equal(JSON.parse(readFileSync(join(out, "ppl-vs-context.json"), "utf8")).results.length, 2);
+  const short = cmx(["perplexity", "-m", A, "-f", text, "-c", "4096"]);
+  assert.notEqual(short.code, 0);
+  assert.match(short.err, /larger than the 256 tokens|fewer than one window/);
+});

@@ -1,0 +1,93 @@
+// @ts-nocheck -- AssemblyScript (compiled by asc, see package.json build:wasm), not Node TypeScript.
+// Shared helpers for the kernels: half-float conversions (scalar and 4 lanes at a time), the
+// 4-way horizontal sum and the f64 per-block accumulation used by every quantized matmul.
+
+/** 2^112: multiplying the f32 whose bits are (half & 0x7fff) << 13 by it rebiases the exponent. */
+const F16_REBIAS: f32 = 5.192296858534828e33;
+
+/** IEEE half bits (low 16 bits of h) to f32, exact (subnormals, inf and NaN included). */
+@inline export function f16ToF32(h: u32): f32 {
+  const em = h & 0x7fff;
+  let bits = reinterpret<u32>(reinterpret<f32>(em << 13) * F16_REBIAS);
+  if (em >= 0x7c00) bits |= 0x7f800000;
+  return reinterpret<f32>(bits | ((h & 0x8000) << 16));
+}
+
+/** Four halves (in the low 16 bits of each i32 lane) to four f32 lanes, exact. */
+@inline export function f16x4ToF32x4(h: v128): v128 {
+  const em = v128.and(h, i32x4.splat(0x7fff));
+  let f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(F16_REBIAS));
+  f = v128.or(f, v128.and(i32x4.ge_s(em, i32x4.splat(0x7c00)), i32x4.splat(0x7f800000)));
+  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** The f16 scales at byte `off` of four rows, as f32x4 (row k in lane k). */
+@inline export function loadF16x4(p0: usize, p1: usize, p2: usize, p3: usize, off: usize): v128 {
+  let v = i32x4.splat(0);
+  v = i32x4.replace_lane(v, 0, <i32>load<u16>(p0 + off));
+  v = i32x4.replace_lane(v, 1, <i32>load<u16>(p1 + off));
+  v = i32x4.replace_lane(v, 2, <i32>load<u16>(p2 + off));
+  v = i32x4.replace_lane(v, 3, <i32>load<u16>(p3 + off));
+  return f16x4ToF32x4(v);
+}
+
+/** float32 -> half bits, round to nearest even; NaN -> quiet NaN keeping the sign (as f16.ts). */
+export function f32ToF16(x: f32): u32 {
+  const f = reinterpret<u32>(x);
+  const sign = (f >>> 16) & 0x8000;
+  const exp = <i32>((f >>> 23) & 0xff);
+  let mant = f & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant != 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = <u32>(14 - e);
+    let h = mant >>> shift;
+    const rem = mant & ((<u32>1 << shift) - 1);
+    const half = <u32>1 << (shift - 1);
+    if (rem > half || (rem == half && (h & 1) != 0)) h++;
+    return sign | h;
+  }
+  let h = (<u32>e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1) != 0)) h++;
+  return sign | h;
+}
+
+/** float32 -> bfloat16 bits, round to nearest even; NaN stays a quiet NaN (as f16.ts). */
+export function f32ToBf16(x: f32): u32 {
+  const u = reinterpret<u32>(x);
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 64) & 0xffff;
+  return ((u + (0x7fff + ((u >>> 16) & 1))) >>> 16) & 0xffff;
+}
+
+/** [Σa, Σb, Σc, Σd] of four i32x4 vectors. */
+@inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/** Σ of the four i32 lanes. */
+@inline export function hsum(a: v128): i32 {
+  const b = i32x4.add(a, i32x4.shuffle(a, a, 2, 3, 0, 1));
+  return i32x4.extract_lane(b, 0) + i32x4.extract_lane(b, 1);
+}
+
+/** f64x2 lanes 0,1 of an f32x4 */
+@inline export function lo64(f: v128): v128 {
+  return f64x2.promote_low_f32x4(f);
+}
+/** f64x2 lanes 2,3 of an f32x4 */
+@inline export function hi64(f: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(f, f, 2, 3, 2, 3));
+}
+/** f64x2 of i32 lanes 0,1 / 2,3 */
+@inline export function ilo64(i: v128): v128 {
+  return f64x2.convert_low_i32x4_s(i);
+}
+@inline export function ihi64(i: v128): v128 {
+  return f64x2.convert_low_i32x4_s(i32x4.shuffle(i, i, 2, 3, 2, 3));
+}

@@ -1,0 +1,13 @@
+// @ts-nocheck -- AssemblyScript (compiled by asc, see package.json build:wasm), not Node TypeScript.
+// Entry point of the WebAssembly kernels (src/kernels/wasm/backend.ts loads the compiled module).
+// No data segments and no allocator here: the JavaScript side owns the (shared, imported) memory
+// above heapBase() and passes byte pointers.
+
+export { matmul, matmulBlock } from "./matmul";
+export { actRowBytes, quantizeRows } from "./quantize";
+export { attention, attentionScratchBytes, expF64, rmsNorm, rope, softmax, swiglu } from "./ops";
+
+/** first byte the module's static data does not use */
+export function heapBase(): usize {
+  return __heap_base;
+}

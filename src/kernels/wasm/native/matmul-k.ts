@@ -1,0 +1,308 @@
+// @ts-nocheck -- AssemblyScript (compiled by asc, see package.json build:wasm), not Node TypeScript.
+// Dot products of four weight rows with one Q8_K activation row for the K-quants (Q2_K..Q6_K).
+// Q8_K block (292 bytes): f32 d at 0, i8 qs[256] at 4, i16 bsums[16] at 260.
+// Per super-block the integer sums (isum, and msum for the types with mins) are exact, and the
+// float64 terms are the reference's (src/quant/q*_k.ts), so results are bit-identical to vecDot.
+
+import { hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
+
+/** Σ of 16 products (w small, a i8) as i16x8 */
+@inline function prod16(w: v128, a: v128): v128 {
+  return i16x8.add(i16x8.extmul_low_i8x16_s(w, a), i16x8.extmul_high_i8x16_s(w, a));
+}
+
+/** Σ of 32 products (|w| <= 31, a i8) as i16x8 */
+@inline function prod32(w0: v128, w1: v128, a0: v128, a1: v128): v128 {
+  return i16x8.add(prod16(w0, a0), prod16(w1, a1));
+}
+
+/** i16 lane k (0..7) of v in all lanes, k not a constant */
+@inline function splat16(v: v128, k: i32): v128 {
+  return i8x16.swizzle(v, i16x8.splat(<i16>(0x0100 + 0x0202 * k)));
+}
+
+/** sum += (dw*d8)*isum - (dm*d8)*msum for rows 0,1 (lo) or 2,3 (hi), as f64x2 */
+@inline function kTerm(dw: v128, dm: v128, d8: v128, isum: v128, msum: v128): v128 {
+  return f64x2.sub(f64x2.mul(f64x2.mul(dw, d8), isum), f64x2.mul(f64x2.mul(dm, d8), msum));
+}
+
+// ---- Q4_K / Q5_K scales: 12 bytes at block offset 4 -> u8 lanes 0..7 = scales, 8..15 = mins ----
+
+@inline function k4Scales(p: usize): v128 {
+  const b = v128.load(p, 4);
+  const x = i8x16.swizzle(b, i8x16(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+  const lowMask = i8x16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0);
+  let r = v128.bitselect(x, i8x16.shr_u(x, 4), lowMask);
+  r = v128.and(r, i8x16(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+  const y = i8x16.swizzle(b, i8x16(-128, -128, -128, -128, 0, 1, 2, 3, -128, -128, -128, -128, 4, 5, 6, 7));
+  return v128.or(r, v128.and(i8x16.shr_u(y, 2), i8x16.splat(0x30)));
+}
+
+/** msum partials: Σ_g bsum_g * min_(g/2), exact in i32 (mins as u8 lanes 8..15 of sm) */
+@inline function k4Mins(sm: v128, a: usize): v128 {
+  const mn = i16x8.extend_high_i8x16_u(sm);
+  const lo = i16x8.shuffle(mn, mn, 0, 0, 1, 1, 2, 2, 3, 3);
+  const hi = i16x8.shuffle(mn, mn, 4, 4, 5, 5, 6, 6, 7, 7);
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(a, 260), lo), i32x4.dot_i16x8_s(v128.load(a, 276), hi));
+}
+
+// ---- Q4_K (144 bytes: f16 d, f16 dmin, scales[12], qs[128]) ----
+
+@inline function rowQ4_K(p: usize, q8: usize, sm: v128): v128 {
+  const sc = i16x8.extend_low_i8x16_u(sm);
+  const m4 = i8x16.splat(15);
+  let q0 = v128.load(p, 16);
+  let q1 = v128.load(p, 32);
+  let acc = i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 0), v128.load(q8, 16)), i16x8.shuffle(sc, sc, 0, 0, 0, 0, 0, 0, 0, 0));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 32), v128.load(q8, 48)), i16x8.shuffle(sc, sc, 1, 1, 1, 1, 1, 1, 1, 1)));
+  q0 = v128.load(p, 48);
+  q1 = v128.load(p, 64);
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 64), v128.load(q8, 80)), i16x8.shuffle(sc, sc, 2, 2, 2, 2, 2, 2, 2, 2)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 96), v128.load(q8, 112)), i16x8.shuffle(sc, sc, 3, 3, 3, 3, 3, 3, 3, 3)));
+  q0 = v128.load(p, 80);
+  q1 = v128.load(p, 96);
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 128), v128.load(q8, 144)), i16x8.shuffle(sc, sc, 4, 4, 4, 4, 4, 4, 4, 4)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 160), v128.load(q8, 176)), i16x8.shuffle(sc, sc, 5, 5, 5, 5, 5, 5, 5, 5)));
+  q0 = v128.load(p, 112);
+  q1 = v128.load(p, 128);
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 192), v128.load(q8, 208)), i16x8.shuffle(sc, sc, 6, 6, 6, 6, 6, 6, 6, 6)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 224), v128.load(q8, 240)), i16x8.shuffle(sc, sc, 7, 7, 7, 7, 7, 7, 7, 7)));
+  return acc;
+}
+
+export function dot4Q4_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+  let acc01 = f64x2.splat(0);
+  let acc23 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const q8 = a + 4;
+    const s0 = k4Scales(p0);
+    const s1 = k4Scales(p1);
+    const s2 = k4Scales(p2);
+    const s3 = k4Scales(p3);
+    const isum = hsum4(rowQ4_K(p0, q8, s0), rowQ4_K(p1, q8, s1), rowQ4_K(p2, q8, s2), rowQ4_K(p3, q8, s3));
+    const msum = hsum4(k4Mins(s0, a), k4Mins(s1, a), k4Mins(s2, a), k4Mins(s3, a));
+    const d8 = f64x2.splat(<f64>load<f32>(a));
+    const dw = loadF16x4(p0, p1, p2, p3, 0);
+    const dm = loadF16x4(p0, p1, p2, p3, 2);
+    acc01 = f64x2.add(acc01, kTerm(lo64(dw), lo64(dm), d8, ilo64(isum), ilo64(msum)));
+    acc23 = f64x2.add(acc23, kTerm(hi64(dw), hi64(dm), d8, ihi64(isum), ihi64(msum)));
+    p0 += 144; p1 += 144; p2 += 144; p3 += 144; a += 292;
+  }
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
+}
+
+// ---- Q5_K (176 bytes: f16 d, f16 dmin, scales[12], qh[32], qs[128]) ----
+
+@inline function rowQ5_K(p: usize, q8: usize, sm: v128): v128 {
+  const sc = i16x8.extend_low_i8x16_u(sm);
+  const m4 = i8x16.splat(15);
+  const b16 = i8x16.splat(16);
+  const h0 = v128.load(p, 16);
+  const h1 = v128.load(p, 32);
+  // sub-blocks 0,1: bits 0,1 of qh
+  let q0 = v128.load(p, 48);
+  let q1 = v128.load(p, 64);
+  let acc = i32x4.dot_i16x8_s(prod32(
+    v128.or(v128.and(q0, m4), v128.and(i8x16.shl(h0, 4), b16)),
+    v128.or(v128.and(q1, m4), v128.and(i8x16.shl(h1, 4), b16)), v128.load(q8, 0), v128.load(q8, 16)), i16x8.shuffle(sc, sc, 0, 0, 0, 0, 0, 0, 0, 0));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(i8x16.shr_u(q0, 4), v128.and(i8x16.shl(h0, 3), b16)),
+    v128.or(i8x16.shr_u(q1, 4), v128.and(i8x16.shl(h1, 3), b16)), v128.load(q8, 32), v128.load(q8, 48)), i16x8.shuffle(sc, sc, 1, 1, 1, 1, 1, 1, 1, 1)));
+  // sub-blocks 2,3: bits 2,3
+  q0 = v128.load(p, 80);
+  q1 = v128.load(p, 96);
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(v128.and(q0, m4), v128.and(i8x16.shl(h0, 2), b16)),
+    v128.or(v128.and(q1, m4), v128.and(i8x16.shl(h1, 2), b16)), v128.load(q8, 64), v128.load(q8, 80)), i16x8.shuffle(sc, sc, 2, 2, 2, 2, 2, 2, 2, 2)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(i8x16.shr_u(q0, 4), v128.and(i8x16.shl(h0, 1), b16)),
+    v128.or(i8x16.shr_u(q1, 4), v128.and(i8x16.shl(h1, 1), b16)), v128.load(q8, 96), v128.load(q8, 112)), i16x8.shuffle(sc, sc, 3, 3, 3, 3, 3, 3, 3, 3)));
+  // sub-blocks 4,5: bits 4,5
+  q0 = v128.load(p, 112);
+  q1 = v128.load(p, 128);
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(v128.and(q0, m4), v128.and(h0, b16)),
+    v128.or(v128.and(q1, m4), v128.and(h1, b16)), v128.load(q8, 128), v128.load(q8, 144)), i16x8.shuffle(sc, sc, 4, 4, 4, 4, 4, 4, 4, 4)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(i8x16.shr_u(q0, 4), v128.and(i8x16.shr_u(h0, 1), b16)),
+    v128.or(i8x16.shr_u(q1, 4), v128.and(i8x16.shr_u(h1, 1), b16)), v128.load(q8, 160), v128.load(q8, 176)), i16x8.shuffle(sc, sc, 5, 5, 5, 5, 5, 5, 5, 5)));
+  // sub-blocks 6,7: bits 6,7
+  q0 = v128.load(p, 144);
+  q1 = v128.load(p, 160);
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(v128.and(q0, m4), v128.and(i8x16.shr_u(h0, 2), b16)),
+    v128.or(v128.and(q1, m4), v128.and(i8x16.shr_u(h1, 2), b16)), v128.load(q8, 192), v128.load(q8, 208)), i16x8.shuffle(sc, sc, 6, 6, 6, 6, 6, 6, 6, 6)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(
+    v128.or(i8x16.shr_u(q0, 4), v128.and(i8x16.shr_u(h0, 3), b16)),
+    v128.or(i8x16.shr_u(q1, 4), v128.and(i8x16.shr_u(h1, 3), b16)), v128.load(q8, 224), v128.load(q8, 240)), i16x8.shuffle(sc, sc, 7, 7, 7, 7, 7, 7, 7, 7)));
+  return acc;
+}
+
+export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+  let acc01 = f64x2.splat(0);
+  let acc23 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const q8 = a + 4;
+    const s0 = k4Scales(p0);
+    const s1 = k4Scales(p1);
+    const s2 = k4Scales(p2);
+    const s3 = k4Scales(p3);
+    const isum = hsum4(rowQ5_K(p0, q8, s0), rowQ5_K(p1, q8, s1), rowQ5_K(p2, q8, s2), rowQ5_K(p3, q8, s3));
+    const msum = hsum4(k4Mins(s0, a), k4Mins(s1, a), k4Mins(s2, a), k4Mins(s3, a));
+    const d8 = f64x2.splat(<f64>load<f32>(a));
+    const dw = loadF16x4(p0, p1, p2, p3, 0);
+    const dm = loadF16x4(p0, p1, p2, p3, 2);
+    acc01 = f64x2.add(acc01, kTerm(lo64(dw), lo64(dm), d8, ilo64(isum), ilo64(msum)));
+    acc23 = f64x2.add(acc23, kTerm(hi64(dw), hi64(dm), d8, ihi64(isum), ihi64(msum)));
+    p0 += 176; p1 += 176; p2 += 176; p3 += 176; a += 292;
+  }
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
+}
+
+// ---- Q6_K (210 bytes: ql[128], qh[64], i8 scales[16], f16 d) ----
+
+/** one half (128 elements) of a Q6_K block; sc = its 8 scales as i16 lanes */
+@inline function halfQ6_K(ql: usize, qh: usize, q8: usize, sc: v128): v128 {
+  const m4 = i8x16.splat(15);
+  const m30 = i8x16.splat(0x30);
+  const m32 = i8x16.splat(32);
+  const l0 = v128.load(ql, 0);
+  const l1 = v128.load(ql, 16);
+  const l2 = v128.load(ql, 32);
+  const l3 = v128.load(ql, 48);
+  const h0 = v128.load(qh, 0);
+  const h1 = v128.load(qh, 16);
+  let acc = i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l0, m4), v128.and(i8x16.shl(h0, 4), m30)), m32), v128.load(q8, 0)), i16x8.shuffle(sc, sc, 0, 0, 0, 0, 0, 0, 0, 0));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l1, m4), v128.and(i8x16.shl(h1, 4), m30)), m32), v128.load(q8, 16)), i16x8.shuffle(sc, sc, 1, 1, 1, 1, 1, 1, 1, 1)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l2, m4), v128.and(i8x16.shl(h0, 2), m30)), m32), v128.load(q8, 32)), i16x8.shuffle(sc, sc, 2, 2, 2, 2, 2, 2, 2, 2)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l3, m4), v128.and(i8x16.shl(h1, 2), m30)), m32), v128.load(q8, 48)), i16x8.shuffle(sc, sc, 3, 3, 3, 3, 3, 3, 3, 3)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l0, 4), v128.and(h0, m30)), m32), v128.load(q8, 64)), i16x8.shuffle(sc, sc, 4, 4, 4, 4, 4, 4, 4, 4)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l1, 4), v128.and(h1, m30)), m32), v128.load(q8, 80)), i16x8.shuffle(sc, sc, 5, 5, 5, 5, 5, 5, 5, 5)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l2, 4), v128.and(i8x16.shr_u(h0, 2), m30)), m32), v128.load(q8, 96)), i16x8.shuffle(sc, sc, 6, 6, 6, 6, 6, 6, 6, 6)));
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l3, 4), v128.and(i8x16.shr_u(h1, 2), m30)), m32), v128.load(q8, 112)), i16x8.shuffle(sc, sc, 7, 7, 7, 7, 7, 7, 7, 7)));
+  return acc;
+}
+
+@inline function rowQ6_K(p: usize, q8: usize): v128 {
+  const scv = v128.load(p, 192);
+  return i32x4.add(
+    halfQ6_K(p, p + 128, q8, i16x8.extend_low_i8x16_s(scv)),
+    halfQ6_K(p + 64, p + 160, q8 + 128, i16x8.extend_high_i8x16_s(scv)),
+  );
+}
+
+export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+  let acc01 = f64x2.splat(0);
+  let acc23 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const q8 = a + 4;
+    const isum = hsum4(rowQ6_K(p0, q8), rowQ6_K(p1, q8), rowQ6_K(p2, q8), rowQ6_K(p3, q8));
+    const d8 = f64x2.splat(<f64>load<f32>(a));
+    const dw = loadF16x4(p0, p1, p2, p3, 208);
+    // sum += d * d8 * isum
+    acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
+    acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
+    p0 += 210; p1 += 210; p2 += 210; p3 += 210; a += 292;
+  }
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
+}
+
+// ---- Q3_K (110 bytes: hmask[32], qs[64], scales[12], f16 d) ----
+
+/** the 16 six-bit scales minus 32, as i8 lanes */
+@inline function q3Scales(p: usize): v128 {
+  const b = v128.load(p, 94); // b[2 + i] = scale byte i (the block ends at 110)
+  const x = i8x16.swizzle(b, i8x16(2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 8, 9));
+  const low = v128.bitselect(v128.and(x, i8x16.splat(15)), i8x16.shr_u(x, 4), i8x16(-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0));
+  const y = i8x16.swizzle(b, i8x16(10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12, 13));
+  // quad k>>2 takes bits 2*(k>>2)..: shift the four quads by 0, 2, 4, 6
+  const y01 = i8x16.shuffle(y, i8x16.shr_u(y, 2), 0, 1, 2, 3, 20, 21, 22, 23, 8, 9, 10, 11, 12, 13, 14, 15);
+  const y23 = i8x16.shuffle(i8x16.shr_u(y, 4), i8x16.shr_u(y, 6), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 28, 29, 30, 31);
+  const hi = i8x16.shuffle(y01, y23, 0, 1, 2, 3, 4, 5, 6, 7, 24, 25, 26, 27, 28, 29, 30, 31);
+  return i8x16.sub(v128.or(low, v128.and(i8x16.shl(hi, 4), i8x16.splat(0x30))), i8x16.splat(32));
+}
+
+@inline function rowQ3_K(p: usize, q8: usize): v128 {
+  const sv = q3Scales(p);
+  const hm0 = v128.load(p, 0);
+  const hm1 = v128.load(p, 16);
+  const m3 = i8x16.splat(3);
+  const m4 = i8x16.splat(-4);
+  let acc = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const qs0 = v128.load(p + 32 + 32 * h, 0);
+    const qs1 = v128.load(p + 32 + 32 * h, 16);
+    const sc = h == 0 ? i16x8.extend_low_i8x16_s(sv) : i16x8.extend_high_i8x16_s(sv);
+    for (let j = 0; j < 4; j++) {
+      const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + j)));
+      // q = q2 - (high bit ? 0 : 4)
+      const v0 = i8x16.add(v128.and(i8x16.shr_u(qs0, 2 * j), m3), v128.andnot(m4, i8x16.eq(v128.and(hm0, bit), bit)));
+      const v1 = i8x16.add(v128.and(i8x16.shr_u(qs1, 2 * j), m3), v128.andnot(m4, i8x16.eq(v128.and(hm1, bit), bit)));
+      const qa = q8 + 128 * h + 32 * j;
+      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v0, v128.load(qa, 0)), splat16(sc, 2 * j)));
+      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v1, v128.load(qa, 16)), splat16(sc, 2 * j + 1)));
+    }
+  }
+  return acc;
+}
+
+export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+  let acc01 = f64x2.splat(0);
+  let acc23 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const q8 = a + 4;
+    const isum = hsum4(rowQ3_K(p0, q8), rowQ3_K(p1, q8), rowQ3_K(p2, q8), rowQ3_K(p3, q8));
+    const d8 = f64x2.splat(<f64>load<f32>(a));
+    const dw = loadF16x4(p0, p1, p2, p3, 108);
+    acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
+    acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
+    p0 += 110; p1 += 110; p2 += 110; p3 += 110; a += 292;
+  }
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
+}
+
+// ---- Q2_K (84 bytes: scales[16] (lo nibble scale, hi nibble min), qs[64], f16 d, f16 dmin) ----
+
+@inline function rowQ2_K(p: usize, q8: usize): v128 {
+  const sv = v128.and(v128.load(p, 0), i8x16.splat(15));
+  const m3 = i8x16.splat(3);
+  let acc = i32x4.splat(0);
+  for (let h = 0; h < 2; h++) {
+    const qs0 = v128.load(p + 16 + 32 * h, 0);
+    const qs1 = v128.load(p + 16 + 32 * h, 16);
+    const sc = h == 0 ? i16x8.extend_low_i8x16_u(sv) : i16x8.extend_high_i8x16_u(sv);
+    for (let j = 0; j < 4; j++) {
+      const qa = q8 + 128 * h + 32 * j;
+      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v128.and(i8x16.shr_u(qs0, 2 * j), m3), v128.load(qa, 0)), splat16(sc, 2 * j)));
+      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v128.and(i8x16.shr_u(qs1, 2 * j), m3), v128.load(qa, 16)), splat16(sc, 2 * j + 1)));
+    }
+  }
+  return acc;
+}
+
+/** Σ_g bsum_g * min_g */
+@inline function minsQ2_K(p: usize, a: usize): v128 {
+  const mn = i8x16.shr_u(v128.load(p, 0), 4);
+  return i32x4.add(
+    i32x4.dot_i16x8_s(v128.load(a, 260), i16x8.extend_low_i8x16_u(mn)),
+    i32x4.dot_i16x8_s(v128.load(a, 276), i16x8.extend_high_i8x16_u(mn)),
+  );
+}
+
+export function dot4Q2_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+  let acc01 = f64x2.splat(0);
+  let acc23 = f64x2.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const q8 = a + 4;
+    const isum = hsum4(rowQ2_K(p0, q8), rowQ2_K(p1, q8), rowQ2_K(p2, q8), rowQ2_K(p3, q8));
+    const msum = hsum4(minsQ2_K(p0, a), minsQ2_K(p1, a), minsQ2_K(p2, a), minsQ2_K(p3, a));
+    const d8 = f64x2.splat(<f64>load<f32>(a));
+    const dw = loadF16x4(p0, p1, p2, p3, 80);
+    const dm = loadF16x4(p0, p1, p2, p3, 82);
+    // sum += d8*d*isum - d8*dmin*msum (the products commute exactly)
+    acc01 = f64x2.add(acc01, kTerm(lo64(dw), lo64(dm), d8, ilo64(isum), ilo64(msum)));
+    acc23 = f64x2.add(acc23, kTerm(hi64(dw), hi64(dm), d8, ihi64(isum), ihi64(msum)));
+    p0 += 84; p1 += 84; p2 += 84; p3 += 84; a += 292;
+  }
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
+}

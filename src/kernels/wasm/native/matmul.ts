@@ -1,0 +1,91 @@
+// @ts-nocheck -- AssemblyScript (compiled by asc, see package.json build:wasm), not Node TypeScript.
+// The matmul driver: out[t*outStride + r] = W row r . act row t for r in [r0, r1), t < nTok.
+// Four weight rows per pass (a tail of 1-3 rows repeats the last row and stores only the valid
+// results); for each group the activation rows are walked in order, so the four weight rows stay
+// in cache while every token uses them.
+
+import { dot4IQ4_NL, dot4Q4_0, dot4Q4_1, dot4Q5_0, dot4Q5_1, dot4Q8_0 } from "./matmul-q";
+import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
+import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
+
+// ggml type ids (src/quant/format.ts)
+export const F32: i32 = 0;
+export const F16: i32 = 1;
+export const Q4_0: i32 = 2;
+export const Q4_1: i32 = 3;
+export const Q5_0: i32 = 6;
+export const Q5_1: i32 = 7;
+export const Q8_0: i32 = 8;
+export const Q8_1: i32 = 9;
+export const Q2_K: i32 = 10;
+export const Q3_K: i32 = 11;
+export const Q4_K: i32 = 12;
+export const Q5_K: i32 = 13;
+export const Q6_K: i32 = 14;
+export const Q8_K: i32 = 15;
+export const IQ4_NL: i32 = 20;
+export const BF16: i32 = 30;
+
+/** elements per block of a weight type with a kernel here, 0 when there is none */
+export function matmulBlock(type: i32): i32 {
+  switch (type) {
+    case F32: case F16: case BF16: return 1;
+    case Q4_0: case Q4_1: case Q5_0: case Q5_1: case Q8_0: case IQ4_NL: return 32;
+    case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: return 256;
+    default: return 0;
+  }
+}
+
+@inline function dot4(type: i32, p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+  switch (type) {
+    case Q8_0: return dot4Q8_0(p0, p1, p2, p3, a, nb);
+    case Q4_0: return dot4Q4_0(p0, p1, p2, p3, a, nb);
+    case Q4_K: return dot4Q4_K(p0, p1, p2, p3, a, nb);
+    case Q6_K: return dot4Q6_K(p0, p1, p2, p3, a, nb);
+    case F32: return dot4F32(p0, p1, p2, p3, a, nb);
+    case F16: return dot4F16(p0, p1, p2, p3, a, nb);
+    case Q5_0: return dot4Q5_0(p0, p1, p2, p3, a, nb);
+    case Q5_1: return dot4Q5_1(p0, p1, p2, p3, a, nb);
+    case Q4_1: return dot4Q4_1(p0, p1, p2, p3, a, nb);
+    case Q5_K: return dot4Q5_K(p0, p1, p2, p3, a, nb);
+    case Q3_K: return dot4Q3_K(p0, p1, p2, p3, a, nb);
+    case Q2_K: return dot4Q2_K(p0, p1, p2, p3, a, nb);
+    case IQ4_NL: return dot4IQ4_NL(p0, p1, p2, p3, a, nb);
+    case BF16: return dot4BF16(p0, p1, p2, p3, a, nb);
+    default: return f32x4.splat(NaN);
+  }
+}
+
+/**
+ * out[t*outStride + r] = Σ W[r] . act[t] for rows r0 <= r < r1 and tokens t < nTok. W row r starts
+ * at w + r*rowBytes, activation row t (quantized to the type's dot type) at act + t*actRowBytes.
+ * Returns 0, or -1 when the type has no kernel here (nothing written).
+ */
+export function matmul(
+  type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
+  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32,
+): i32 {
+  const bs = matmulBlock(type);
+  if (bs == 0) return -1;
+  const nb = nIn / bs;
+  const rb = <usize>rowBytes;
+  for (let r = r0; r < r1; r += 4) {
+    const nv = min(4, r1 - r);
+    const p0 = w + <usize>r * rb;
+    const p1 = nv > 1 ? p0 + rb : p0;
+    const p2 = nv > 2 ? p1 + rb : p1;
+    const p3 = nv > 3 ? p2 + rb : p2;
+    for (let t = 0; t < nTok; t++) {
+      const res = dot4(type, p0, p1, p2, p3, act + <usize>t * <usize>actRowBytes, nb);
+      const o = out + ((<usize>t * <usize>outStride + <usize>r) << 2);
+      if (nv == 4) {
+        v128.store(o, res);
+      } else {
+        store<f32>(o, f32x4.extract_lane(res, 0));
+        if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
+        if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
+      }
+    }
+  }
+  return 0;
+}

@@ -97,3 +97,60 @@ export async function writeChart(base: string, svg: string): Promise<[string, st
   renameSync(`${pngPath}.tmp`, pngPath);
   return [svgPath, pngPath];
 }
+
+export interface HeatmapOptions {
+  title: string;
+  rowLabel: string;
+  colLabel: string;
+  rowNames?: string[];
+  colNames?: string[];
+  /** diverging blue-white-red scale centred on 0 (for differences) */
+  diverging?: boolean;
+  /** how to print a cell's value */
+  format?: (v: number) => string;
+}
+
+function lerp(a: number, b: number, t: number) { return Math.round(a + (b - a) * t); }
+
+function colour(v: number, lo: number, hi: number, diverging: boolean): string {
+  if (diverging) {
+    const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+    const t = Math.max(-1, Math.min(1, v / m));
+    return t >= 0 ? `rgb(255,${lerp(255, 60, t)},${lerp(255, 60, t)})` : `rgb(${lerp(255, 60, -t)},${lerp(255, 90, -t)},255)`;
+  }
+  const t = hi > lo ? (v - lo) / (hi - lo) : 0;
+  // white -> deep blue
+  return `rgb(${lerp(247, 8, t)},${lerp(251, 48, t)},${lerp(255, 107, t)})`;
+}
+
+export function heatmapSvg(m: number[][], o: HeatmapOptions): string {
+  const rows = m.length, cols = m[0]?.length ?? 0;
+  const cell = Math.max(28, Math.min(64, Math.floor(640 / Math.max(cols, 1))));
+  const ml = 90, mt = 60, mb = 50, mr = 20;
+  const W = ml + cols * cell + mr, H = mt + rows * cell + mb;
+  const flat = m.flat();
+  const lo = Math.min(...flat), hi = Math.max(...flat);
+  const fmtv = o.format ?? ((v: number) => (Math.abs(v) < 1 ? v.toFixed(2) : String(+v.toPrecision(3))));
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${W / 2}" y="26" text-anchor="middle" font-size="16">${esc(o.title)}</text>`];
+  for (let r = 0; r < rows; r++) {
+    parts.push(`<text x="${ml - 8}" y="${mt + r * cell + cell / 2 + 4}" text-anchor="end" font-size="12">${esc(o.rowNames?.[r] ?? String(r))}</text>`);
+    for (let c = 0; c < cols; c++) {
+      const v = m[r]![c]!;
+      const fill = colour(v, lo, hi, !!o.diverging);
+      parts.push(`<rect x="${ml + c * cell}" y="${mt + r * cell}" width="${cell}" height="${cell}" fill="${fill}" stroke="white"/>`);
+      if (cell >= 32) {
+        const dark = !o.diverging && hi > lo && (v - lo) / (hi - lo) > 0.55;
+        parts.push(`<text x="${ml + c * cell + cell / 2}" y="${mt + r * cell + cell / 2 + 4}" text-anchor="middle" font-size="10" fill="${dark ? "white" : "#222"}">${esc(fmtv(v))}</text>`);
+      }
+    }
+  }
+  for (let c = 0; c < cols; c++) {
+    parts.push(`<text x="${ml + c * cell + cell / 2}" y="${mt + rows * cell + 16}" text-anchor="middle" font-size="12">${esc(o.colNames?.[c] ?? String(c))}</text>`);
+  }
+  parts.push(`<text x="${ml + (cols * cell) / 2}" y="${H - 10}" text-anchor="middle" font-size="13">${esc(o.colLabel)}</text>`);
+  parts.push(`<text transform="translate(18 ${mt + (rows * cell) / 2}) rotate(-90)" text-anchor="middle" font-size="13">${esc(o.rowLabel)}</text>`);
+  parts.push("</svg>");
+  return parts.join("\n");
+}

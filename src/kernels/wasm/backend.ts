@@ -44,8 +44,11 @@ export interface KernelExports {
   swiglu(gate: number, up: number, n: number): void;
   softmax(x: number, n: number): void;
   attentionScratchBytes(headDim: number, maxPos: number): number;
+  /** scratch 0 = this instance's own (setScratch); returns -1 (nothing done) if that is too small */
   attention(q: number, nTok: number, pos: number, k: number, v: number, kvF16: number,
-    nHead: number, nHeadKv: number, headDim: number, out: number, scratch: number, h0: number, h1: number): void;
+    nHead: number, nHeadKv: number, headDim: number, out: number, scratch: number, h0: number, h1: number): number;
+  /** this instance's (thread's) attention scratch, used when attention gets scratch = 0 */
+  setScratch(ptr: number, bytes: number): void;
   expF64(x: number): number;
 }
 
@@ -341,7 +344,9 @@ export class WasmKernels {
    * qPtr/outPtr, positions int32[nTok] at posPtr (token t sees cache rows 0..pos[t]), K and V
    * caches at kPtr/vPtr with rows of nHeadKv*headDim elements of kvType. Heads [h0, h1) only (all
    * by default), so threads can split by head. scratchPtr: attentionScratchBytes(headDim, max
-   * position) bytes per thread (allocated and released here when omitted).
+   * position) bytes per thread (allocated and released here when omitted). A worker pool that
+   * broadcasts one argument list passes scratch 0 to the export instead, after giving each
+   * instance its own region with exports.setScratch(ptr, bytes).
    */
   attention(qPtr: number, nTok: number, posPtr: number, kPtr: number, vPtr: number, kvType: "f32" | "f16",
     shape: { nHead: number; nHeadKv: number; headDim: number }, outPtr: number,
@@ -355,6 +360,7 @@ export class WasmKernels {
       scratch = this.alloc(this.attentionScratchBytes(headDim, maxPos), 16);
     }
     try {
+      if (scratch === 0) throw new RangeError("attention: scratch pointer 0 (omit it to allocate one)");
       this.exports.attention(qPtr, nTok, posPtr, kPtr, vPtr, kvType === "f16" ? 1 : 0, nHead, nHeadKv, headDim, outPtr, scratch, h0, h1);
     } finally {
       if (scratchPtr === undefined) this.free(scratch);

@@ -142,6 +142,18 @@ test("attention matches the reference: GQA, f32 and f16 caches, odd head sizes, 
       k.attention(qp, nTok, pp, kp, vp, kv, { nHead, nHeadKv, headDim }, op2, scratch, 0, mid);
       k.attention(qp, nTok, pp, kp, vp, kv, { nHead, nHeadKv, headDim }, op2, scratch, mid, nHead);
       assert.deepEqual(k.f32(op2, want.length), k.f32(op, want.length), `${label}: split by heads`);
+
+      // scratch 0: the instance's own region (what a pool broadcasting one argument list uses)
+      const kvF16 = kv === "f16" ? 1 : 0;
+      k.f32(op2, want.length).fill(0);
+      k.exports.setScratch(0, 0);
+      assert.equal(k.exports.attention(qp, nTok, pp, kp, vp, kvF16, nHead, nHeadKv, headDim, op2, 0, 0, nHead), -1);
+      k.exports.setScratch(scratch, k.attentionScratchBytes(headDim, 38));
+      assert.equal(k.exports.attention(qp, nTok, pp, kp, vp, kvF16, nHead, nHeadKv, headDim, op2, 0, 0, nHead), -1, "too small");
+      k.exports.setScratch(scratch, k.attentionScratchBytes(headDim, 39));
+      assert.equal(k.exports.attention(qp, nTok, pp, kp, vp, kvF16, nHead, nHeadKv, headDim, op2, 0, 0, nHead), 0);
+      assert.deepEqual(k.f32(op2, want.length), k.f32(op, want.length), `${label}: own scratch`);
+      k.exports.setScratch(0, 0);
       k.reset(mark);
     }
   }

@@ -47,39 +47,62 @@ import { hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
 }
 
 // ---- Q4_K (144 bytes: f16 d, f16 dmin, scales[12], qs[128]) ----
+// Per 64 elements (two sub-blocks) the activations are widened to i16 once for all four rows;
+// each row widens its 32 bytes of nibbles, and i32x4.dot_i16x8_s does the products.
 
-@inline function rowQ4_K(p: usize, q8: usize, sm: v128): v128 {
-  const sc = i16x8.extend_low_i8x16_u(sm);
-  const m4 = i8x16.splat(15);
-  let q0 = v128.load(p, 16);
-  let q1 = v128.load(p, 32);
-  let acc = i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 0), v128.load(q8, 16)), i16x8.shuffle(sc, sc, 0, 0, 0, 0, 0, 0, 0, 0));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 32), v128.load(q8, 48)), i16x8.shuffle(sc, sc, 1, 1, 1, 1, 1, 1, 1, 1)));
-  q0 = v128.load(p, 48);
-  q1 = v128.load(p, 64);
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 64), v128.load(q8, 80)), i16x8.shuffle(sc, sc, 2, 2, 2, 2, 2, 2, 2, 2)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 96), v128.load(q8, 112)), i16x8.shuffle(sc, sc, 3, 3, 3, 3, 3, 3, 3, 3)));
-  q0 = v128.load(p, 80);
-  q1 = v128.load(p, 96);
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 128), v128.load(q8, 144)), i16x8.shuffle(sc, sc, 4, 4, 4, 4, 4, 4, 4, 4)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 160), v128.load(q8, 176)), i16x8.shuffle(sc, sc, 5, 5, 5, 5, 5, 5, 5, 5)));
-  q0 = v128.load(p, 112);
-  q1 = v128.load(p, 128);
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(v128.and(q0, m4), v128.and(q1, m4), v128.load(q8, 192), v128.load(q8, 208)), i16x8.shuffle(sc, sc, 6, 6, 6, 6, 6, 6, 6, 6)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), v128.load(q8, 224), v128.load(q8, 240)), i16x8.shuffle(sc, sc, 7, 7, 7, 7, 7, 7, 7, 7)));
-  return acc;
+/** i32 lane splat of i16 lane k of v (k not a constant) */
+@inline function splat32of16(v: v128, k: i32): v128 {
+  return i8x16.swizzle(v, i32x4.splat(0x80800100 + 0x0202 * k));
+}
+
+/** row contribution of one 64-element pair of sub-blocks: scale[lo]·Σ(low nibbles·a) + scale[hi]·Σ(high nibbles·a) */
+@inline function pairQ4_K(
+  q0: v128, q1: v128, a0: v128, a1: v128, a2: v128, a3: v128, a4: v128, a5: v128, a6: v128, a7: v128,
+  scLo: v128, scHi: v128,
+): v128 {
+  const x0 = i16x8.extend_low_i8x16_u(q0);
+  const x1 = i16x8.extend_high_i8x16_u(q0);
+  const x2 = i16x8.extend_low_i8x16_u(q1);
+  const x3 = i16x8.extend_high_i8x16_u(q1);
+  const m = i16x8.splat(15);
+  const lo = i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(x0, m), a0), i32x4.dot_i16x8_s(v128.and(x1, m), a1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(x2, m), a2), i32x4.dot_i16x8_s(v128.and(x3, m), a3)),
+  );
+  const hi = i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(x0, 4), a4), i32x4.dot_i16x8_s(i16x8.shr_u(x1, 4), a5)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(x2, 4), a6), i32x4.dot_i16x8_s(i16x8.shr_u(x3, 4), a7)),
+  );
+  return i32x4.add(i32x4.mul(lo, scLo), i32x4.mul(hi, scHi));
 }
 
 export function dot4Q4_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
-    const q8 = a + 4;
     const s0 = k4Scales(p0);
     const s1 = k4Scales(p1);
     const s2 = k4Scales(p2);
     const s3 = k4Scales(p3);
-    const isum = hsum4(rowQ4_K(p0, q8, s0), rowQ4_K(p1, q8, s1), rowQ4_K(p2, q8, s2), rowQ4_K(p3, q8, s3));
+    const c0 = i16x8.extend_low_i8x16_u(s0);
+    const c1 = i16x8.extend_low_i8x16_u(s1);
+    const c2 = i16x8.extend_low_i8x16_u(s2);
+    const c3 = i16x8.extend_low_i8x16_u(s3);
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let j = 0; j < 4; j++) {
+      const qa = a + 4 + 64 * j;
+      const l0 = v128.load(qa, 0), l1 = v128.load(qa, 16), l2 = v128.load(qa, 32), l3 = v128.load(qa, 48);
+      const a0 = i16x8.extend_low_i8x16_s(l0), a1 = i16x8.extend_high_i8x16_s(l0);
+      const a2 = i16x8.extend_low_i8x16_s(l1), a3 = i16x8.extend_high_i8x16_s(l1);
+      const a4 = i16x8.extend_low_i8x16_s(l2), a5 = i16x8.extend_high_i8x16_s(l2);
+      const a6 = i16x8.extend_low_i8x16_s(l3), a7 = i16x8.extend_high_i8x16_s(l3);
+      const qo = <usize>(16 + 32 * j);
+      i0 = i32x4.add(i0, pairQ4_K(v128.load(p0 + qo), v128.load(p0 + qo, 16), a0, a1, a2, a3, a4, a5, a6, a7, splat32of16(c0, 2 * j), splat32of16(c0, 2 * j + 1)));
+      i1 = i32x4.add(i1, pairQ4_K(v128.load(p1 + qo), v128.load(p1 + qo, 16), a0, a1, a2, a3, a4, a5, a6, a7, splat32of16(c1, 2 * j), splat32of16(c1, 2 * j + 1)));
+      i2 = i32x4.add(i2, pairQ4_K(v128.load(p2 + qo), v128.load(p2 + qo, 16), a0, a1, a2, a3, a4, a5, a6, a7, splat32of16(c2, 2 * j), splat32of16(c2, 2 * j + 1)));
+      i3 = i32x4.add(i3, pairQ4_K(v128.load(p3 + qo), v128.load(p3 + qo, 16), a0, a1, a2, a3, a4, a5, a6, a7, splat32of16(c3, 2 * j), splat32of16(c3, 2 * j + 1)));
+    }
+    const isum = hsum4(i0, i1, i2, i3);
     const msum = hsum4(k4Mins(s0, a), k4Mins(s1, a), k4Mins(s2, a), k4Mins(s3, a));
     const d8 = f64x2.splat(<f64>load<f32>(a));
     const dw = loadF16x4(p0, p1, p2, p3, 0);
@@ -160,34 +183,54 @@ export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 }
 
 // ---- Q6_K (210 bytes: ql[128], qh[64], i8 scales[16], f16 d) ----
+// q - 32 is split as Σ sc·(q-32)·a = Σ sc·q·a - 32·Σ_g sc_g·bsum_g (the Q8_K block sums), so the
+// 6-bit values stay unsigned; per 32 elements the activations are widened to i16 once for four rows.
 
-/** one half (128 elements) of a Q6_K block; sc = its 8 scales as i16 lanes */
-@inline function halfQ6_K(ql: usize, qh: usize, q8: usize, sc: v128): v128 {
-  const m4 = i8x16.splat(15);
-  const m30 = i8x16.splat(0x30);
-  const m32 = i8x16.splat(32);
-  const l0 = v128.load(ql, 0);
-  const l1 = v128.load(ql, 16);
-  const l2 = v128.load(ql, 32);
-  const l3 = v128.load(ql, 48);
-  const h0 = v128.load(qh, 0);
-  const h1 = v128.load(qh, 16);
-  let acc = i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l0, m4), v128.and(i8x16.shl(h0, 4), m30)), m32), v128.load(q8, 0)), i16x8.shuffle(sc, sc, 0, 0, 0, 0, 0, 0, 0, 0));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l1, m4), v128.and(i8x16.shl(h1, 4), m30)), m32), v128.load(q8, 16)), i16x8.shuffle(sc, sc, 1, 1, 1, 1, 1, 1, 1, 1)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l2, m4), v128.and(i8x16.shl(h0, 2), m30)), m32), v128.load(q8, 32)), i16x8.shuffle(sc, sc, 2, 2, 2, 2, 2, 2, 2, 2)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(v128.and(l3, m4), v128.and(i8x16.shl(h1, 2), m30)), m32), v128.load(q8, 48)), i16x8.shuffle(sc, sc, 3, 3, 3, 3, 3, 3, 3, 3)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l0, 4), v128.and(h0, m30)), m32), v128.load(q8, 64)), i16x8.shuffle(sc, sc, 4, 4, 4, 4, 4, 4, 4, 4)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l1, 4), v128.and(h1, m30)), m32), v128.load(q8, 80)), i16x8.shuffle(sc, sc, 5, 5, 5, 5, 5, 5, 5, 5)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l2, 4), v128.and(i8x16.shr_u(h0, 2), m30)), m32), v128.load(q8, 96)), i16x8.shuffle(sc, sc, 6, 6, 6, 6, 6, 6, 6, 6)));
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(i8x16.sub(v128.or(i8x16.shr_u(l3, 4), v128.and(i8x16.shr_u(h1, 2), m30)), m32), v128.load(q8, 112)), i16x8.shuffle(sc, sc, 7, 7, 7, 7, 7, 7, 7, 7)));
-  return acc;
+/** i32 lane splat of the sign-extended i16 lane k of v (its high byte is the sign fill) */
+@inline function splat32of16s(v: v128, k: i32): v128 {
+  return i8x16.swizzle(v, i32x4.splat(0x01010100 + 0x02020202 * k));
 }
 
-@inline function rowQ6_K(p: usize, q8: usize): v128 {
+/** one row's Σ over elements 128h + 32k + [0, 32) of sc·q·a (k, h constants after inlining) */
+@inline function kQ6_K(p: usize, h: i32, k: i32, a0: v128, a1: v128, a2: v128, a3: v128, sc: v128): v128 {
+  const ql = p + <usize>(64 * h + 32 * (k & 1));
+  const qh = p + <usize>(128 + 32 * h);
+  const m4 = i8x16.splat(15);
+  const m30 = i8x16.splat(0x30);
+  let l0 = v128.load(ql);
+  let l1 = v128.load(ql, 16);
+  if (k >= 2) {
+    l0 = i8x16.shr_u(l0, 4);
+    l1 = i8x16.shr_u(l1, 4);
+  } else {
+    l0 = v128.and(l0, m4);
+    l1 = v128.and(l1, m4);
+  }
+  let h0 = v128.load(qh);
+  let h1 = v128.load(qh, 16);
+  if (k == 0) {
+    h0 = i8x16.shl(h0, 4);
+    h1 = i8x16.shl(h1, 4);
+  } else if (k == 1) {
+    h0 = i8x16.shl(h0, 2);
+    h1 = i8x16.shl(h1, 2);
+  } else if (k == 3) {
+    h0 = i8x16.shr_u(h0, 2);
+    h1 = i8x16.shr_u(h1, 2);
+  }
+  const v0 = v128.or(l0, v128.and(h0, m30));
+  const v1 = v128.or(l1, v128.and(h1, m30));
+  const g0 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v0), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v0), a1));
+  const g1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v1), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v1), a3));
+  return i32x4.add(i32x4.mul(g0, splat32of16s(sc, 2 * k)), i32x4.mul(g1, splat32of16s(sc, 2 * k + 1)));
+}
+
+/** Σ_g sc_g·bsum_g of one row, as i32 partials */
+@inline function biasQ6_K(p: usize, a: usize): v128 {
   const scv = v128.load(p, 192);
   return i32x4.add(
-    halfQ6_K(p, p + 128, q8, i16x8.extend_low_i8x16_s(scv)),
-    halfQ6_K(p + 64, p + 160, q8 + 128, i16x8.extend_high_i8x16_s(scv)),
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scv), v128.load(a, 260)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scv), v128.load(a, 276)),
   );
 }
 
@@ -195,8 +238,40 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
-    const q8 = a + 4;
-    const isum = hsum4(rowQ6_K(p0, q8), rowQ6_K(p1, q8), rowQ6_K(p2, q8), rowQ6_K(p3, q8));
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let h = 0; h < 2; h++) {
+      const c0 = h == 0 ? i16x8.extend_low_i8x16_s(v128.load(p0, 192)) : i16x8.extend_high_i8x16_s(v128.load(p0, 192));
+      const c1 = h == 0 ? i16x8.extend_low_i8x16_s(v128.load(p1, 192)) : i16x8.extend_high_i8x16_s(v128.load(p1, 192));
+      const c2 = h == 0 ? i16x8.extend_low_i8x16_s(v128.load(p2, 192)) : i16x8.extend_high_i8x16_s(v128.load(p2, 192));
+      const c3 = h == 0 ? i16x8.extend_low_i8x16_s(v128.load(p3, 192)) : i16x8.extend_high_i8x16_s(v128.load(p3, 192));
+      const q8 = a + 4 + 128 * h;
+      let l = v128.load(q8, 0), m = v128.load(q8, 16);
+      let a0 = i16x8.extend_low_i8x16_s(l), a1 = i16x8.extend_high_i8x16_s(l), a2 = i16x8.extend_low_i8x16_s(m), a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, kQ6_K(p0, h, 0, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, kQ6_K(p1, h, 0, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, kQ6_K(p2, h, 0, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, kQ6_K(p3, h, 0, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 32); m = v128.load(q8, 48);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, kQ6_K(p0, h, 1, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, kQ6_K(p1, h, 1, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, kQ6_K(p2, h, 1, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, kQ6_K(p3, h, 1, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 64); m = v128.load(q8, 80);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, kQ6_K(p0, h, 2, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, kQ6_K(p1, h, 2, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, kQ6_K(p2, h, 2, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, kQ6_K(p3, h, 2, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 96); m = v128.load(q8, 112);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, kQ6_K(p0, h, 3, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, kQ6_K(p1, h, 3, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, kQ6_K(p2, h, 3, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, kQ6_K(p3, h, 3, a0, a1, a2, a3, c3));
+    }
+    const bias = hsum4(biasQ6_K(p0, a), biasQ6_K(p1, a), biasQ6_K(p2, a), biasQ6_K(p3, a));
+    const isum = i32x4.sub(hsum4(i0, i1, i2, i3), i32x4.shl(bias, 5));
     const d8 = f64x2.splat(<f64>load<f32>(a));
     const dw = loadF16x4(p0, p1, p2, p3, 208);
     // sum += d * d8 * isum

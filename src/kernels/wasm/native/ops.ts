@@ -169,6 +169,17 @@ export function attentionScratchBytes(headDim: i32, maxPos: i32): i32 {
   return headDim * 12 + (maxPos + 1) * 4 + 16;
 }
 
+// This instance's own scratch (module globals are per instance, so per thread): what attention
+// uses when called with scratch = 0, so that a pool can broadcast the same arguments to all threads.
+let ownScratch: usize = 0;
+let ownScratchBytes: usize = 0;
+
+/** Give this instance (thread) its scratch region for attention(..., scratch = 0, ...). */
+export function setScratch(ptr: usize, bytes: usize): void {
+  ownScratch = ptr;
+  ownScratchBytes = bytes;
+}
+
 /** Σ q[d]*k[d] over headDim (f32 K): products exact in float64 */
 @inline function dotF32(q: usize, k: usize, n: i32): f64 {
   let s0 = f64x2.splat(0);
@@ -210,13 +221,20 @@ export function attentionScratchBytes(headDim: i32, maxPos: i32): i32 {
  * and heads h0 <= h < h1, scores over cache rows 0..pos[t] (K.q, times 1/sqrt(headDim)), softmax
  * (sum in float64), then the float64 weighted sum of V. q/out: [nTok][nHead*headDim] f32;
  * k/v: rows of nHeadKv*headDim, f32 (kvF16 = 0) or f16 (kvF16 = 1: q and the probabilities are
- * rounded to half first, as ggml does). scratch: attentionScratchBytes(headDim, max pos) bytes,
- * 8-aligned, one per thread.
+ * rounded to half first, as ggml does). scratch: attentionScratchBytes(headDim, max pos) bytes
+ * for this thread, or 0 for the instance's own (setScratch). Returns 0, or -1 (nothing done) when
+ * scratch is 0 and the instance's is missing or too small.
  */
 export function attention(
   q: usize, nTok: i32, pos: usize, k: usize, v: usize, kvF16: i32,
   nHead: i32, nHeadKv: i32, headDim: i32, out: usize, scratch: usize, h0: i32, h1: i32,
-): void {
+): i32 {
+  if (scratch == 0) {
+    let maxPos = 0;
+    for (let t = 0; t < nTok; t++) maxPos = max(maxPos, load<i32>(pos + (<usize>t << 2)));
+    if (ownScratch == 0 || ownScratchBytes < <usize>attentionScratchBytes(headDim, maxPos)) return -1;
+    scratch = ownScratch;
+  }
   const group = nHead / nHeadKv;
   const kvRow = <usize>(nHeadKv * headDim);
   const es: usize = kvF16 != 0 ? 2 : 4;
@@ -292,4 +310,5 @@ export function attention(
       for (let d = 0; d < headDim; d++) store<f32>(op + (<usize>d << 2), <f32>load<f64>(acc + (<usize>d << 3)));
     }
   }
+  return 0;
 }

@@ -11,6 +11,7 @@ export const MODEL_OPTIONS: Options = {
   threads: { type: "string", short: "t" },
   "kv-type": { type: "string" },
   "disable-experts": { type: "string" },
+  backend: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -32,6 +33,7 @@ export const MODEL_HELP = `Model options:
   -m, --model FILE          GGUF model (default: the built-in model)
   -c, --ctx-size N          context size in tokens (default: 4096, at most the model's)
   -t, --threads N           threads (default: all cores)
+      --backend wasm|js     kernels: WebAssembly SIMD (default) or the plain-TypeScript reference
       --kv-type f16|f32     KV cache type (default: f16, as llama.cpp)
       --disable-experts L:E,...  switch experts off (the router picks among the rest)`;
 

@@ -18,7 +18,9 @@ export function openModel(values: Record<string, unknown>, opts: { defaultCtx?: 
   const kv = (values["kv-type"] as string | undefined) ?? "f16";
   if (kv !== "f16" && kv !== "f32") throw new ArgumentError(`--kv-type: expected f16 or f32, got "${kv}"`);
   const dis = values["disable-experts"] as string | undefined;
-  const loaded = loadModel(path, { disableExperts: dis ? dis.split(",").filter(Boolean) : [] });
+  const backend = values["backend"] as string | undefined;
+  if (backend !== undefined && backend !== "wasm" && backend !== "js") throw new ArgumentError(`--backend: expected wasm or js, got "${backend}"`);
+  const loaded = loadModel(path, { disableExperts: dis ? dis.split(",").filter(Boolean) : [], threads, ...(backend ? { backend } : {}) });
   const train = loaded.model.config.nCtxTrain;
   const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 1 }) ?? Math.min(train, opts.defaultCtx ?? 4096);
   if (nCtx > train) {

@@ -4,6 +4,7 @@
  * (src/kernels/wasm) the fast one, and both give the same results.
  */
 import type { GgmlType } from "../quant/format.js";
+import type { AttentionShape } from "./js/attention.js";
 import { matmulQuantized, quantizeRows, type QuantizedRows, type Weight } from "./js/matmul.js";
 
 export interface Backend {
@@ -15,6 +16,12 @@ export interface Backend {
   quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: number): QuantizedRows;
   /** out[t, r] = W[mat] row r . act row rows[t] (all rows when omitted). */
   matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void;
+  /** KV cache storage (n elements, F16 bits or F32); plain arrays when absent */
+  allocKv?(n: number, f16: boolean): Float32Array | Uint16Array;
+  freeKv?(v: Float32Array | Uint16Array): void;
+  /** attention over a cache from allocKv; returns false when it cannot (the caller then runs the reference) */
+  attention?(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,
+    s: AttentionShape, out: Float32Array): boolean;
   close(): void;
 }
 

@@ -11,12 +11,14 @@ export class KvCache {
   readonly v: (Float32Array | Uint16Array)[] = [];
   readonly rowSize: number;
 
-  constructor(readonly nLayer: number, readonly nCtx: number, nHeadKv: number, headDim: number, readonly type: KvType) {
+  constructor(readonly nLayer: number, readonly nCtx: number, nHeadKv: number, headDim: number, readonly type: KvType,
+    alloc?: (n: number, f16: boolean) => Float32Array | Uint16Array) {
     this.rowSize = nHeadKv * headDim;
+    const make = alloc ?? ((n: number, f16: boolean) => (f16 ? new Uint16Array(n) : new Float32Array(n)));
     for (let l = 0; l < nLayer; l++) {
       const n = nCtx * this.rowSize;
-      this.k.push(type === "f32" ? new Float32Array(n) : new Uint16Array(n));
-      this.v.push(type === "f32" ? new Float32Array(n) : new Uint16Array(n));
+      this.k.push(make(n, type === "f16"));
+      this.v.push(make(n, type === "f16"));
     }
   }
 

@@ -9,6 +9,8 @@ import { GgufType, isArray, type GgufEntry } from "../io/gguf/types.js";
 import { SpmTokenizer } from "../tokenizer/spm.js";
 import type { Vocab } from "../tokenizer/vocab.js";
 import { Mixtral } from "./mixtral.js";
+import { JsBackend, type Backend } from "../kernels/backend.js";
+import { WasmBackend } from "../kernels/wasm-backend.js";
 
 export interface LoadedModel {
   path: string;
@@ -69,6 +71,13 @@ export function vocabFromGguf(md: Map<string, GgufEntry>, file: string): Vocab {
 export interface LoadOptions {
   /** experts to switch off, "L:E" */
   disableExperts?: string[];
+  /** "wasm" (default: SIMD kernels on all threads) or "js" (the plain-TypeScript reference) */
+  backend?: "wasm" | "js";
+  threads?: number;
+}
+
+export function createBackend(kind: "wasm" | "js" = "wasm", threads?: number): Backend {
+  return kind === "js" ? new JsBackend() : new WasmBackend(threads !== undefined ? { threads } : {});
 }
 
 export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
@@ -77,7 +86,7 @@ export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
   const r = new GgufReader(path);
   try {
     const file = basename(path);
-    const model = Mixtral.fromGguf(r);
+    const model = Mixtral.fromGguf(r, createBackend(opts.backend ?? (process.env.CMX_BACKEND as "js" | "wasm" | undefined), opts.threads));
     if (opts.disableExperts?.length) model.disableExperts(opts.disableExperts);
     const tokenizer = new SpmTokenizer(vocabFromGguf(r.metadata, file));
     if (tokenizer.nVocab !== model.config.nVocab) {

@@ -93,12 +93,21 @@ export class MixtralContext {
     this.nCtx = opts.nCtx ?? Math.min(c.nCtxTrain, 4096);
     if (!Number.isInteger(this.nCtx) || this.nCtx < 1) throw new ArgumentError(`context size must be a positive integer, got ${opts.nCtx}`);
     this.nBatch = Math.max(1, opts.nBatch ?? 512);
-    this.cache = new KvCache(c.nLayer, this.nCtx, c.nHeadKv, c.headDim, opts.kvType ?? "f32");
+    const be = model.backend;
+    this.cache = new KvCache(c.nLayer, this.nCtx, c.nHeadKv, c.headDim, opts.kvType ?? "f32", be.allocKv ? (n, f16) => be.allocKv!(n, f16) : undefined);
     this.rope = new RopeTable(c.nRot, c.ropeTheta, c.ropeScale, Math.min(this.nCtx, 4096));
   }
 
   get nPast(): number {
     return this.tokens.length;
+  }
+
+  /** Give the KV cache's memory back to the backend now; the context cannot be used after. */
+  dispose(): void {
+    const be = this.model.backend;
+    if (be.freeKv) for (const a of [...this.cache.k, ...this.cache.v]) be.freeKv(a);
+    this.cache.k.length = 0;
+    this.cache.v.length = 0;
   }
 
   /** Forget everything from position n on (n = 0: clear). */
@@ -165,7 +174,9 @@ export class MixtralContext {
       }
       trace?.(L("Qcur_rope", l), q, n, qDim);
       trace?.(L("Kcur_rope", l), k, n, kvDim);
-      attention(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att);
+      if (!be.attention?.(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att)) {
+        attention(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att);
+      }
       m.matmul(lw.wo, 0, att, n, tmp);
       trace?.(L("kqv_out", l), tmp, n, E);
       for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;

@@ -6,7 +6,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { instantiateOver } from "./instantiate.js";
-import { ARGS_OFFSET, CTRL_BYTES, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, partition } from "./protocol.js";
+import { ARGS_OFFSET, CTRL_BYTES, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
 
 export class KernelPool {
   readonly nThreads: number;
@@ -25,7 +25,7 @@ export class KernelPool {
     this.local = this.instantiateAll(memories);
     for (let i = 1; i < this.nThreads; i++) {
       const w = new Worker(new URL("./worker.js", import.meta.url), {
-        workerData: { module, memories, ctrl: sab, index: i, exportNames },
+        workerData: { module, memories, ctrl: sab, index: i, exportNames, startSeq: 0 },
       });
       w.unref();
       this.workers.push(w);
@@ -64,9 +64,11 @@ export class KernelPool {
 
   /**
    * Run export `name` on shard `shard` over rows [0, nRows), split across threads: argument
-   * positions r0Arg and r1Arg of `a` are replaced by each thread's row range.
+   * positions r0Arg and r1Arg of `a` are replaced by each thread's row range; when perThread is
+   * given, argument perThread.arg gets index * perThread.stride added (per-thread scratch).
    */
-  parallel(shard: number, name: string, nRows: number, grain: number, r0Arg: number, r1Arg: number, a: number[], maxThreads = this.nThreads): void {
+  parallel(shard: number, name: string, nRows: number, grain: number, r0Arg: number, r1Arg: number, a: number[],
+    maxThreads = this.nThreads, perThread?: { arg: number; stride: number }): void {
     const fn = this.fnIndex.get(name);
     if (fn === undefined) throw new Error(`unknown kernel ${name}`);
     const n = Math.max(1, Math.min(maxThreads, this.nThreads, Math.ceil(nRows / grain)));
@@ -78,6 +80,7 @@ export class KernelPool {
     const c = this.ctrl;
     c[FN] = fn; c[SHARD] = shard; c[NTHREADS] = n; c[NROWS] = nRows; c[GRAIN] = grain;
     c[R0] = r0Arg; c[R1] = r1Arg; c[NARGS] = a.length;
+    c[THREAD_ARG] = perThread ? perThread.arg : -1; c[THREAD_STRIDE] = perThread ? perThread.stride : 0;
     for (let i = 0; i < a.length; i++) this.args[i] = a[i]!;
     Atomics.store(c, DONE, 0);
     Atomics.add(c, SEQ, 1);

@@ -3,10 +3,12 @@
  *
  * Int32 slots: SEQ (job number; bumped to start a job), DONE (workers finished), FN (export
  * index), SHARD (which memory), NTHREADS (participants incl. main), NROWS, GRAIN (rows per unit),
- * R0/R1 (positions of the row-range arguments), NARGS. Arguments are f64 slots after that (wasm
+ * R0/R1 (positions of the row-range arguments), NARGS, THREAD_ARG/THREAD_STRIDE. Arguments are f64 slots after that (wasm
  * i32/f32/f64 parameters all convert from a JS number).
  */
 export const SEQ = 0, DONE = 1, FN = 2, SHARD = 3, NTHREADS = 4, NROWS = 5, GRAIN = 6, R0 = 7, R1 = 8, NARGS = 9;
+/** argument that gets `index * THREAD_STRIDE` added per participant (-1: none), e.g. per-thread scratch */
+export const THREAD_ARG = 10, THREAD_STRIDE = 11;
 export const EXIT_FN = -1;
 export const MAX_ARGS = 24;
 export const CTRL_INTS = 16;

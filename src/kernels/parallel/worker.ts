@@ -1,7 +1,7 @@
 /** A kernel worker: waits for jobs on the control block and runs its share of rows. */
 import { parentPort, workerData } from "node:worker_threads";
 import { instantiateOver } from "./instantiate.js";
-import { ARGS_OFFSET, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, partition } from "./protocol.js";
+import { ARGS_OFFSET, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
 
 interface Init {
   module: WebAssembly.Module;
@@ -9,6 +9,7 @@ interface Init {
   ctrl: SharedArrayBuffer;
   index: number;
   exportNames: string[];
+  startSeq: number;
 }
 
 const init = workerData as Init;
@@ -30,8 +31,11 @@ parentPort!.on("message", (msg: { memories?: WebAssembly.Memory[] }) => {
   }
 });
 
-/** the last job seen; kept across returns to the event loop */
-let last = Atomics.load(ctrl, SEQ);
+/**
+ * The last job seen, kept across returns to the event loop. It starts at the pool's initial job
+ * number (not the current one): a job posted while this worker was starting must still be run.
+ */
+let last = init.startSeq;
 
 function loop(): void {
   for (;;) {
@@ -53,6 +57,7 @@ function loop(): void {
         const a = Array.from(args.subarray(0, ctrl[NARGS]!));
         a[ctrl[R0]!] = r0;
         a[ctrl[R1]!] = r1;
+        if (ctrl[THREAD_ARG]! >= 0) a[ctrl[THREAD_ARG]!] += init.index * ctrl[THREAD_STRIDE]!;
         fns[ctrl[SHARD]!]![fn]!(...a);
       }
       if (Atomics.add(ctrl, DONE, 1) + 1 === n - 1) Atomics.notify(ctrl, DONE);

@@ -1,0 +1,29 @@
+/**
+ * Generate a random-weight Mixtral GGUF for benchmarks and scale tests.
+ * node dist/bench/make-model.js --preset bench|big [--type Q4_0] --out FILE
+ *   bench: dim 1024, 8 layers, 16/4 heads, 8 experts top-2, ffn 2816 (the reference BENCH preset)
+ *   big:   a model over 5 GiB (F32 by default) to prove models larger than one WebAssembly memory
+ */
+import { parseArgs } from "node:util";
+import { typeByName } from "../quant/format.js";
+import { loadSpmModel } from "../tokenizer/from-spm-model.js";
+import { TOKENIZER_V1 } from "../model/default-model.js";
+import { writeSyntheticModel, type SyntheticSpec } from "../model/synthetic.js";
+
+const PRESETS: Record<string, Omit<SyntheticSpec, "type" | "name">> = {
+  bench: { nEmbd: 1024, nLayer: 8, nHead: 16, nHeadKv: 4, nExpert: 8, nExpertUsed: 2, nFf: 2816, nCtx: 32768, seed: 4004 },
+  // 24 layers x 8 experts x 3 x 1024 x 2816 x 4 bytes = 6.6 GB of F32 expert weights
+  big: { nEmbd: 1024, nLayer: 24, nHead: 16, nHeadKv: 4, nExpert: 8, nExpertUsed: 2, nFf: 2816, nCtx: 32768, seed: 5005 },
+};
+
+const { values } = parseArgs({ options: { preset: { type: "string" }, type: { type: "string" }, out: { type: "string" } } });
+const preset = PRESETS[values.preset ?? "bench"];
+if (!preset || !values.out) {
+  process.stderr.write("usage: node dist/bench/make-model.js --preset bench|big [--type Q4_0] --out FILE\n");
+  process.exit(2);
+}
+const fmt = typeByName(values.type ?? (values.preset === "big" ? "F32" : "Q4_0"));
+if (!fmt) { process.stderr.write(`unknown type ${values.type}\n`); process.exit(2); }
+const t0 = performance.now();
+writeSyntheticModel(values.out, { ...preset, type: fmt.type, name: `random-mixtral-${values.preset ?? "bench"}-${fmt.name}`, std: 0.02 }, loadSpmModel(TOKENIZER_V1));
+process.stderr.write(`wrote ${values.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -1,0 +1,206 @@
+/**
+ * The WebAssembly backend: weights, KV cache and scratch live in shared WebAssembly memories
+ * ("shards", at most 4 GiB each: a model larger than one memory spreads over several), and the
+ * products run as SIMD128 kernels on all threads of a KernelPool (rows split across threads;
+ * attention split by head). Activations are small and are copied into the shard that holds the
+ * weight they meet.
+ */
+import { availableParallelism } from "node:os";
+import { ArgumentError } from "../errors.js";
+import { GgmlType, blockFormat, typeName } from "../quant/format.js";
+import type { Backend, WeightStorage } from "./backend.js";
+import type { AttentionShape } from "./js/attention.js";
+import type { QuantizedRows, Weight } from "./js/matmul.js";
+import { KernelPool } from "./parallel/pool.js";
+import { MAX_PAGES, WasmKernels, compileKernelsSync } from "./wasm/backend.js";
+
+const SHARD_BYTES = MAX_PAGES * 65536;
+/** kept free in every shard for per-call scratch */
+const SCRATCH_RESERVE = 96 << 20;
+/** products smaller than this many weight bytes run on one thread */
+const PARALLEL_MIN_BYTES = 256 << 10;
+/** output scratch per call; longer batches are processed in token chunks */
+const OUT_CHUNK_BYTES = 16 << 20;
+
+interface Shard {
+  k: WasmKernels;
+  /** bytes handed out for long-lived data (weights, KV) */
+  owned: number;
+  scratch?: { ptr: number; bytes: number };
+}
+
+export interface WasmBackendOptions {
+  threads?: number;
+  /** bytes per memory shard (default 4 GiB; smaller only for tests of the multi-shard path) */
+  shardBytes?: number;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  readonly threads: number;
+  private readonly module: WebAssembly.Module;
+  private readonly shards: Shard[] = [];
+  private pool?: KernelPool;
+  private readonly shardBytes: number;
+
+  constructor(opts: WasmBackendOptions = {}) {
+    this.threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
+    this.shardBytes = Math.min(SHARD_BYTES, opts.shardBytes ?? SHARD_BYTES);
+    if (this.shardBytes < 2 * SCRATCH_RESERVE) throw new ArgumentError(`shard size ${this.shardBytes} is too small`);
+    this.module = compileKernelsSync();
+    this.newShard();
+  }
+
+  get nShards(): number {
+    return this.shards.length;
+  }
+
+  /** Bytes held in all shards' memories. */
+  get memoryBytes(): number {
+    return this.shards.reduce((a, s) => a + s.k.memory.buffer.byteLength, 0);
+  }
+
+  private newShard(): Shard {
+    if (this.pool) throw new ArgumentError("internal: a memory shard was added after the kernels started");
+    const s: Shard = { k: WasmKernels.fromModule(this.module), owned: 0 };
+    this.shards.push(s);
+    return s;
+  }
+
+  /** Long-lived storage in the first shard with room (a new shard when none has). */
+  private place(bytes: number): { shard: number; ptr: number } {
+    if (bytes + SCRATCH_RESERVE > this.shardBytes) {
+      throw new ArgumentError(`a single tensor of ${bytes} bytes does not fit in one ${this.shardBytes}-byte WebAssembly memory`);
+    }
+    let i = this.shards.findIndex((s) => s.owned + bytes + SCRATCH_RESERVE <= this.shardBytes);
+    if (i < 0) { this.newShard(); i = this.shards.length - 1; }
+    const s = this.shards[i]!;
+    const ptr = s.k.alloc(bytes, 64);
+    s.owned += bytes;
+    return { shard: i, ptr };
+  }
+
+  allocWeight(bytes: number): WeightStorage {
+    const { shard, ptr } = this.place(bytes);
+    return { data: this.shards[shard]!.k.u8(ptr, bytes), shard, ptr };
+  }
+
+  /** KV cache rows in WebAssembly memory, so attention runs there. */
+  allocKv(n: number, f16: boolean): Float32Array | Uint16Array {
+    const bytes = n * (f16 ? 2 : 4);
+    const { shard, ptr } = this.place(bytes);
+    const k = this.shards[shard]!.k;
+    const v = f16 ? k.u16(ptr, n) : k.f32(ptr, n);
+    this.kvShard.set(v, shard);
+    this.kvLive.register(v, { shard, ptr, bytes }, v);
+    return v;
+  }
+  /** Give a cache's memory back now (it is also given back when the array is garbage-collected). */
+  freeKv(v: Float32Array | Uint16Array): void {
+    const shard = this.kvShard.get(v);
+    if (shard === undefined) return;
+    this.kvShard.delete(v);
+    this.kvLive.unregister(v);
+    this.release(shard, v.byteOffset, v.byteLength);
+  }
+  private release(shard: number, ptr: number, bytes: number): void {
+    const s = this.shards[shard];
+    if (!s) return;
+    s.k.free(ptr);
+    s.owned -= bytes;
+  }
+  private kvShard = new WeakMap<object, number>();
+  private kvLive = new FinalizationRegistry<{ shard: number; ptr: number; bytes: number }>((h) => this.release(h.shard, h.ptr, h.bytes));
+
+  private scratch(shard: number, bytes: number): number {
+    const s = this.shards[shard]!;
+    if (s.scratch && s.scratch.bytes >= bytes) return s.scratch.ptr;
+    if (s.scratch) s.k.free(s.scratch.ptr);
+    const size = Math.max(bytes, 1 << 20);
+    s.scratch = { ptr: s.k.alloc(size, 64), bytes: size };
+    return s.scratch.ptr;
+  }
+
+  private getPool(): KernelPool {
+    this.pool ??= KernelPool.create(this.module, this.shards.map((s) => s.k.memory), ["matmul", "attention", "quantizeRows"], this.threads);
+    return this.pool;
+  }
+
+  quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: number): QuantizedRows {
+    const k = this.shards[0]!.k;
+    const rb = k.actRowBytes(type, n);
+    const xBytes = nRows * n * 4;
+    const base = this.scratch(0, xBytes + nRows * rb + 64);
+    k.f32(base, nRows * n).set(x.subarray(0, nRows * n));
+    const outPtr = base + Math.ceil(xBytes / 64) * 64;
+    k.quantizeRows(type, base, nRows, n, outPtr);
+    return { type, nRows, n, rowBytes: rb, data: k.u8(outPtr, nRows * rb).slice() };
+  }
+
+  matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void {
+    if (w.shard === undefined || w.ptr === undefined) throw new ArgumentError(`internal: weight ${w.name} is not in WebAssembly memory`);
+    const nTok = rows ? rows.length : act.nRows;
+    if (nTok === 0) return;
+    const sh = w.shard, k = this.shards[sh]!.k;
+    const wPtr = w.ptr + mat * w.nOut * w.rowBytes;
+    const chunk = Math.max(1, Math.min(nTok, Math.floor(OUT_CHUNK_BYTES / (w.nOut * 4))));
+    const actBytes = Math.ceil((chunk * act.rowBytes) / 64) * 64;
+    const base = this.scratch(sh, actBytes + chunk * w.nOut * 4);
+    const outPtr = base + actBytes;
+    const parallel = this.threads > 1 && w.nOut * w.rowBytes >= PARALLEL_MIN_BYTES;
+    const grain = Math.max(4, k.exports.matmulBlock(w.type) || 4);
+    if (!k.hasMatmul(w.type)) throw new ArgumentError(`no WebAssembly kernel for ${typeName(w.type)}`);
+    for (let t0 = 0; t0 < nTok; t0 += chunk) {
+      const nt = Math.min(chunk, nTok - t0);
+      const a = k.u8(base, nt * act.rowBytes);
+      for (let i = 0; i < nt; i++) {
+        const src = rows ? rows[t0 + i]! : t0 + i;
+        a.set(act.data.subarray(src * act.rowBytes, (src + 1) * act.rowBytes), i * act.rowBytes);
+      }
+      if (parallel) {
+        this.getPool().parallel(sh, "matmul", w.nOut, grain, 4, 5,
+          [w.type, wPtr, w.rowBytes, w.nIn, 0, 0, base, act.rowBytes, nt, outPtr, w.nOut]);
+      } else {
+        k.exports.matmul(w.type, wPtr, w.rowBytes, w.nIn, 0, w.nOut, base, act.rowBytes, nt, outPtr, w.nOut);
+      }
+      out.set(k.f32(outPtr, nt * w.nOut), t0 * w.nOut);
+    }
+  }
+
+  attention(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,
+    s: AttentionShape, out: Float32Array): boolean {
+    const sh = this.kvShard.get(K);
+    if (sh === undefined || this.kvShard.get(V) !== sh) return false;
+    const k = this.shards[sh]!.k;
+    const dim = s.nHead * s.headDim;
+    let maxPos = 0;
+    for (let i = 0; i < nTok; i++) maxPos = Math.max(maxPos, positions[i]!);
+    const per = Math.ceil(k.attentionScratchBytes(s.headDim, maxPos) / 64) * 64;
+    const qBytes = Math.ceil((nTok * dim * 4) / 64) * 64, pBytes = Math.ceil((nTok * 4) / 64) * 64;
+    const nThreads = this.threads > 1 && nTok * (maxPos + 1) * s.nHead * s.headDim >= 1 << 16 ? Math.min(this.threads, s.nHead) : 1;
+    const base = this.scratch(sh, 2 * qBytes + pBytes + per * nThreads);
+    const qPtr = base, outPtr = base + qBytes, posPtr = base + 2 * qBytes, scr = posPtr + pBytes;
+    k.f32(qPtr, nTok * dim).set(q.subarray(0, nTok * dim));
+    const pv = k.i32(posPtr, nTok);
+    for (let i = 0; i < nTok; i++) pv[i] = positions[i]!;
+    const kvF16 = K instanceof Uint16Array ? 1 : 0;
+    if (nThreads > 1) {
+      // heads split across threads, each thread with its own scratch
+      this.getPool().parallel(sh, "attention", s.nHead, 1, 11, 12,
+        [qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, 0], nThreads, { arg: 10, stride: per });
+    } else {
+      k.exports.attention(qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, s.nHead);
+    }
+    out.set(k.f32(outPtr, nTok * dim));
+    return true;
+  }
+
+  close(): void {
+    this.pool?.close();
+    this.pool = undefined;
+  }
+}
+
+export function describeType(t: GgmlType): string {
+  return `${typeName(t)} (${blockFormat(t)?.blockSize ?? "?"}/block)`;
+}

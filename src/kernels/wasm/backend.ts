@@ -263,8 +263,9 @@ export class WasmKernels {
   /**
    * out[t*outStride + r] (float32) = W row r . activation row t, for rows r0 <= r < r1 and
    * t < nTok. W row r at wPtr + r*rowBytes (nIn elements of `type`); activation rows (quantized to
-   * vecDotType(type)) at actPtr + t*actRowBytes. outPtr must be 4-byte aligned. A type without a
-   * wasm kernel runs the TypeScript reference vecDot over the same memory.
+   * vecDotType(type)) at actPtr + t*actRowBytes, as quantizeRows writes them (the Q6_K kernel, like
+   * the reference Q4_K/Q5_K/Q2_K ones, relies on the Q8_K block sums). outPtr must be 4-byte
+   * aligned. A type without a wasm kernel runs the TypeScript reference vecDot over the same memory.
    */
   matmul(type: GgmlType, wPtr: number, rowBytes: number, nIn: number, r0: number, r1: number,
     actPtr: number, actRowBytes: number, nTok: number, outPtr: number, outStride: number): void {

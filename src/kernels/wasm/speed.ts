@@ -1,6 +1,7 @@
 /**
  * Hand-run single-thread speed check (not a test): a 14336x4096 matvec (Mixtral's ffn_up shape)
- * per weight type, WebAssembly kernel vs the TypeScript reference, in GB/s of weight bytes.
+ * per weight type, WebAssembly kernel vs the TypeScript reference, in GB/s of weight bytes (best of
+ * repeated runs, activation quantization included).
  *   node dist/kernels/wasm/speed.js [Q4_0 Q8_0 ...] [--tok N]
  */
 import { f32ToF16 } from "../../quant/f16.js";
@@ -42,17 +43,17 @@ function randomWeights(type: GgmlType, bytes: Uint8Array, u: () => number): void
   }
 }
 
+/** best-of time per call in ms (the minimum is the figure least disturbed by other load) */
 function time(f: () => void, minMs = 400): number {
   f();
-  let n = 0;
+  let best = Infinity;
   const t0 = performance.now();
-  let t = t0;
   do {
+    const t = performance.now();
     f();
-    n++;
-    t = performance.now();
-  } while (t - t0 < minMs);
-  return (t - t0) / n;
+    best = Math.min(best, performance.now() - t);
+  } while (performance.now() - t0 < minMs);
+  return best;
 }
 
 const args = process.argv.slice(2);

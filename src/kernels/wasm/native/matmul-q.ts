@@ -1,7 +1,7 @@
 // @ts-nocheck -- AssemblyScript (compiled by asc, see package.json build:wasm), not Node TypeScript.
 // Dot products of four weight rows with one activation row for the 32-element block types
-// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL). Each block's integer sum is exact (i8x16 -> i16x8 ->
-// i32x4), and the float64 accumulation is the reference's (src/quant/*.ts) term for term, so the
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL). The activations of a block are widened to i16 once for
+// the four rows; each block's integer sum is exact (i32x4.dot_i16x8_s), and the float64 accumulation is the reference's (src/quant/*.ts) term for term, so the
 // results are bit-identical to vecDot. Row k of the four is at pk; `a` is the activation row.
 
 import { f16ToF32, hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
@@ -12,15 +12,6 @@ import { f16ToF32, hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w0), a0l), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w0), a0h)),
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w1), a1l), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w1), a1h)),
   );
-}
-
-/** Σ of 32 products of small weights (|w| <= 31) with i8 activations: four i16 products per lane fit. */
-@inline function dot32small(w0: v128, w1: v128, a0: v128, a1: v128): v128 {
-  const s = i16x8.add(
-    i16x8.add(i16x8.extmul_low_i8x16_s(w0, a0), i16x8.extmul_high_i8x16_s(w0, a0)),
-    i16x8.add(i16x8.extmul_low_i8x16_s(w1, a1), i16x8.extmul_high_i8x16_s(w1, a1)),
-  );
-  return i32x4.extadd_pairwise_i16x8_s(s);
 }
 
 // ---- Q8_0 (34 bytes: f16 d, i8 qs[32]) x Q8_0 ----
@@ -132,15 +123,18 @@ export function dot4IQ4_NL(p0: usize, p1: usize, p2: usize, p3: usize, a: usize,
 }
 
 // ---- Q5_0 (22 bytes: f16 d, u32 qh, u8 qs[16], q - 16) x Q8_0 ----
+// As Q4_0: the 5-bit values stay unsigned and Σ(q-16)·a = Σq·a - 16·Σa.
 
-@inline function rowQ5_0(p: usize, a0: v128, a1: v128): v128 {
-  const qh = i32x4.splat(load<u32>(p, 2));
-  const q = v128.load(p, 6);
-  const m16 = i8x16.splat(-16);
-  // q5 - 16 = q4 - (bit ? 0 : 16)
-  const lo = i8x16.add(v128.and(q, i8x16.splat(15)), v128.andnot(m16, qhMaskLo(qh)));
-  const hi = i8x16.add(i8x16.shr_u(q, 4), v128.andnot(m16, qhMaskHi(qh)));
-  return dot32small(lo, hi, a0, a1);
+/** the 32 five-bit values of a Q5_0/Q5_1 block as two u8 vectors (elements 0..15, 16..31), widened and dotted */
+@inline function row5(qh: v128, q: v128, a0l: v128, a0h: v128, a1l: v128, a1h: v128): v128 {
+  const b16 = i8x16.splat(16);
+  const lo = v128.or(v128.and(q, i8x16.splat(15)), v128.and(qhMaskLo(qh), b16));
+  const hi = v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16));
+  return dot32(lo, hi, a0l, a0h, a1l, a1h);
+}
+
+@inline function rowQ5_0(p: usize, bias: v128, a0l: v128, a0h: v128, a1l: v128, a1h: v128): v128 {
+  return i32x4.sub(row5(i32x4.splat(load<u32>(p, 2)), v128.load(p, 6), a0l, a0h, a1l, a1h), bias);
 }
 
 export function dot4Q5_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
@@ -149,7 +143,15 @@ export function dot4Q5_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   for (let b = 0; b < nb; b++) {
     const a0 = v128.load(a, 2);
     const a1 = v128.load(a, 18);
-    const isum = hsum4(rowQ5_0(p0, a0, a1), rowQ5_0(p1, a0, a1), rowQ5_0(p2, a0, a1), rowQ5_0(p3, a0, a1));
+    const a0l = i16x8.extend_low_i8x16_s(a0);
+    const a0h = i16x8.extend_high_i8x16_s(a0);
+    const a1l = i16x8.extend_low_i8x16_s(a1);
+    const a1h = i16x8.extend_high_i8x16_s(a1);
+    const bias = i32x4.shl(i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(a0l, a0h), i16x8.add(a1l, a1h))), 4);
+    const isum = hsum4(
+      rowQ5_0(p0, bias, a0l, a0h, a1l, a1h), rowQ5_0(p1, bias, a0l, a0h, a1l, a1h),
+      rowQ5_0(p2, bias, a0l, a0h, a1l, a1h), rowQ5_0(p3, bias, a0l, a0h, a1l, a1h),
+    );
     const dw = loadF16x4(p0, p1, p2, p3, 0);
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));
     acc01 = f64x2.add(acc01, f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)));
@@ -161,18 +163,20 @@ export function dot4Q5_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 
 // ---- Q4_1 (20 bytes: f16 d, f16 m, u8 qs[16]) x Q8_1 (36 bytes: f16 d, f16 s, i8 qs[32]) ----
 
-@inline function rowQ4_1(p: usize, a0: v128, a1: v128): v128 {
-  const q = v128.load(p, 4);
-  return dot32small(v128.and(q, i8x16.splat(15)), i8x16.shr_u(q, 4), a0, a1);
-}
-
 export function dot4Q4_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
     const a0 = v128.load(a, 4);
     const a1 = v128.load(a, 20);
-    const isum = hsum4(rowQ4_1(p0, a0, a1), rowQ4_1(p1, a0, a1), rowQ4_1(p2, a0, a1), rowQ4_1(p3, a0, a1));
+    const a0l = i16x8.extend_low_i8x16_s(a0);
+    const a0h = i16x8.extend_high_i8x16_s(a0);
+    const a1l = i16x8.extend_low_i8x16_s(a1);
+    const a1h = i16x8.extend_high_i8x16_s(a1);
+    const isum = hsum4(
+      nib32(v128.load(p0, 4), a0l, a0h, a1l, a1h), nib32(v128.load(p1, 4), a0l, a0h, a1l, a1h),
+      nib32(v128.load(p2, 4), a0l, a0h, a1l, a1h), nib32(v128.load(p3, 4), a0l, a0h, a1l, a1h),
+    );
     const dw = loadF16x4(p0, p1, p2, p3, 0);
     const mw = loadF16x4(p0, p1, p2, p3, 2);
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));
@@ -187,22 +191,22 @@ export function dot4Q4_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 
 // ---- Q5_1 (24 bytes: f16 d, f16 m, u32 qh, u8 qs[16]) x Q8_1 ----
 
-@inline function rowQ5_1(p: usize, a0: v128, a1: v128): v128 {
-  const qh = i32x4.splat(load<u32>(p, 4));
-  const q = v128.load(p, 8);
-  const b16 = i8x16.splat(16);
-  const lo = v128.or(v128.and(q, i8x16.splat(15)), v128.and(qhMaskLo(qh), b16));
-  const hi = v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16));
-  return dot32small(lo, hi, a0, a1);
-}
-
 export function dot4Q5_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
     const a0 = v128.load(a, 4);
     const a1 = v128.load(a, 20);
-    const isum = hsum4(rowQ5_1(p0, a0, a1), rowQ5_1(p1, a0, a1), rowQ5_1(p2, a0, a1), rowQ5_1(p3, a0, a1));
+    const a0l = i16x8.extend_low_i8x16_s(a0);
+    const a0h = i16x8.extend_high_i8x16_s(a0);
+    const a1l = i16x8.extend_low_i8x16_s(a1);
+    const a1h = i16x8.extend_high_i8x16_s(a1);
+    const isum = hsum4(
+      row5(i32x4.splat(load<u32>(p0, 4)), v128.load(p0, 8), a0l, a0h, a1l, a1h),
+      row5(i32x4.splat(load<u32>(p1, 4)), v128.load(p1, 8), a0l, a0h, a1l, a1h),
+      row5(i32x4.splat(load<u32>(p2, 4)), v128.load(p2, 8), a0l, a0h, a1l, a1h),
+      row5(i32x4.splat(load<u32>(p3, 4)), v128.load(p3, 8), a0l, a0h, a1l, a1h),
+    );
     const dw = loadF16x4(p0, p1, p2, p3, 0);
     const mw = loadF16x4(p0, p1, p2, p3, 2);
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));

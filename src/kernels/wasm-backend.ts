@@ -15,7 +15,7 @@ import { KernelPool } from "./parallel/pool.js";
 import { MAX_PAGES, WasmKernels, compileKernelsSync } from "./wasm/backend.js";
 
 const SHARD_BYTES = MAX_PAGES * 65536;
-/** kept free in every shard for per-call scratch */
+/** kept free in every shard for per-call scratch (a quarter of smaller test shards) */
 const SCRATCH_RESERVE = 96 << 20;
 /** products smaller than this many weight bytes run on one thread */
 const PARALLEL_MIN_BYTES = 256 << 10;
@@ -42,11 +42,12 @@ export class WasmBackend implements Backend {
   private readonly shards: Shard[] = [];
   private pool?: KernelPool;
   private readonly shardBytes: number;
+  private readonly reserve: number;
 
   constructor(opts: WasmBackendOptions = {}) {
     this.threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
     this.shardBytes = Math.min(SHARD_BYTES, opts.shardBytes ?? SHARD_BYTES);
-    if (this.shardBytes < 2 * SCRATCH_RESERVE) throw new ArgumentError(`shard size ${this.shardBytes} is too small`);
+    this.reserve = Math.min(SCRATCH_RESERVE, Math.floor(this.shardBytes / 4));
     this.module = compileKernelsSync();
     this.newShard();
   }
@@ -61,18 +62,18 @@ export class WasmBackend implements Backend {
   }
 
   private newShard(): Shard {
-    if (this.pool) throw new ArgumentError("internal: a memory shard was added after the kernels started");
     const s: Shard = { k: WasmKernels.fromModule(this.module), owned: 0 };
     this.shards.push(s);
+    this.pool?.addMemory(s.k.memory);
     return s;
   }
 
   /** Long-lived storage in the first shard with room (a new shard when none has). */
   private place(bytes: number): { shard: number; ptr: number } {
-    if (bytes + SCRATCH_RESERVE > this.shardBytes) {
+    if (bytes + this.reserve > this.shardBytes) {
       throw new ArgumentError(`a single tensor of ${bytes} bytes does not fit in one ${this.shardBytes}-byte WebAssembly memory`);
     }
-    let i = this.shards.findIndex((s) => s.owned + bytes + SCRATCH_RESERVE <= this.shardBytes);
+    let i = this.shards.findIndex((s) => s.owned + bytes + this.reserve <= this.shardBytes);
     if (i < 0) { this.newShard(); i = this.shards.length - 1; }
     const s = this.shards[i]!;
     const ptr = s.k.alloc(bytes, 64);

@@ -6,7 +6,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { instantiateOver } from "./instantiate.js";
-import { ARGS_OFFSET, CTRL_BYTES, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
+import { ACK, ARGS_OFFSET, CTRL_BYTES, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
 
 export class KernelPool {
   readonly nThreads: number;
@@ -47,14 +47,20 @@ export class KernelPool {
     });
   }
 
-  /** Make a newly added memory shard known to every thread. */
-  async setMemories(memories: WebAssembly.Memory[]): Promise<void> {
-    this.memories = memories;
-    this.local = this.instantiateAll(memories);
-    await Promise.all(this.workers.map((w) => new Promise<void>((res) => {
-      w.once("message", () => res());
-      w.postMessage({ memories });
-    })));
+  /**
+   * Make a memory shard added after start known to every thread (synchronously: idle workers
+   * pick the message up within their park interval and acknowledge through the control block).
+   */
+  addMemory(memory: WebAssembly.Memory): void {
+    this.memories.push(memory);
+    this.local.push(...this.instantiateAll([memory]));
+    const target = Atomics.load(this.ctrl, ACK) + this.workers.length;
+    for (const w of this.workers) w.postMessage({ memory });
+    for (;;) {
+      const a = Atomics.load(this.ctrl, ACK);
+      if (a >= target) break;
+      Atomics.wait(this.ctrl, ACK, a, 10);
+    }
   }
 
   /** Run the main thread's own instance of an export (no parallelism). */

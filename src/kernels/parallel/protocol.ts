@@ -9,6 +9,8 @@
 export const SEQ = 0, DONE = 1, FN = 2, SHARD = 3, NTHREADS = 4, NROWS = 5, GRAIN = 6, R0 = 7, R1 = 8, NARGS = 9;
 /** argument that gets `index * THREAD_STRIDE` added per participant (-1: none), e.g. per-thread scratch */
 export const THREAD_ARG = 10, THREAD_STRIDE = 11;
+/** workers that have instantiated the kernels over a memory added after start */
+export const ACK = 12;
 export const EXIT_FN = -1;
 export const MAX_ARGS = 24;
 export const CTRL_INTS = 16;

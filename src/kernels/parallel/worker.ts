@@ -1,7 +1,7 @@
 /** A kernel worker: waits for jobs on the control block and runs its share of rows. */
 import { parentPort, workerData } from "node:worker_threads";
 import { instantiateOver } from "./instantiate.js";
-import { ARGS_OFFSET, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
+import { ACK, ARGS_OFFSET, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
 
 interface Init {
   module: WebAssembly.Module;
@@ -20,14 +20,13 @@ let fns: ((...a: number[]) => unknown)[][] = init.memories.map((m) => {
   return init.exportNames.map((n) => ex[n]!);
 });
 
-parentPort!.on("message", (msg: { memories?: WebAssembly.Memory[] }) => {
-  // new shards added after start
-  if (msg.memories) {
-    fns = msg.memories.map((m) => {
-      const ex = instantiateOver(init.module, m).exports as Record<string, (...a: number[]) => unknown>;
-      return init.exportNames.map((n) => ex[n]!);
-    });
-    parentPort!.postMessage("ok");
+parentPort!.on("message", (msg: { memory?: WebAssembly.Memory }) => {
+  // a memory shard added after start
+  if (msg.memory) {
+    const ex = instantiateOver(init.module, msg.memory).exports as Record<string, (...a: number[]) => unknown>;
+    fns.push(init.exportNames.map((n) => ex[n]!));
+    Atomics.add(ctrl, ACK, 1);
+    Atomics.notify(ctrl, ACK);
   }
 });
 

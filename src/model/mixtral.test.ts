@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GgufReader } from "../io/gguf/reader.js";
 import { Mixtral } from "./mixtral.js";
+import { createBackend } from "./load.js";
 import { haveReference } from "../test-util/paths.js";
 import { manifest, modelPath, readF32, readI32, type RefRun } from "../test-util/reference.js";
 
@@ -14,21 +15,21 @@ function maxAbsDiff(a: Float32Array, b: Float32Array, off = 0): number {
 }
 
 const models = new Map<string, Mixtral>();
-function load(name: string): Mixtral {
-  let m = models.get(name);
+function load(name: string, backend: "js" | "wasm"): Mixtral {
+  let m = models.get(`${name}/${backend}`);
   if (!m) {
     const r = new GgufReader(modelPath(name)!);
-    m = Mixtral.fromGguf(r);
+    m = Mixtral.fromGguf(r, createBackend(backend, 2));
     r.close();
-    models.set(name, m);
+    models.set(`${name}/${backend}`, m);
   }
   return m;
 }
 
-for (const run of runs) {
+for (const backend of ["js", "wasm"] as const) for (const run of runs) {
   const isF32 = run.model.endsWith("F32");
-  test(`${run.model} ${run.sequence}: logits${isF32 ? ", intermediates and expert choices" : ""} match llama.cpp`, { skip: !modelPath(run.model) && `${run.model}.gguf not present` }, () => {
-    const model = load(run.model);
+  test(`${run.model} ${run.sequence} (${backend}): logits${isF32 ? ", intermediates and expert choices" : ""} match llama.cpp`, { skip: !modelPath(run.model) && `${run.model}.gguf not present` }, () => {
+    const model = load(run.model, backend);
     const ctx = model.newContext({ nCtx: 512, kvType: "f32" });
     const tokens = manifest().sequences[run.sequence]!.token_ids;
     const traced = new Map<string, Float32Array | Int32Array>();

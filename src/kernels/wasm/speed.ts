@@ -1,7 +1,7 @@
 /**
  * Hand-run single-thread speed check (not a test): a 14336x4096 matvec (Mixtral's ffn_up shape)
- * per weight type, WebAssembly kernel vs the TypeScript reference, in GB/s of weight bytes (best of
- * repeated runs, activation quantization included).
+ * per weight type, WebAssembly kernel vs the TypeScript reference, in GB/s of weight bytes per token
+ * (best of repeated runs, activation quantization included).
  *   node dist/kernels/wasm/speed.js [Q4_0 Q8_0 ...] [--tok N]
  */
 import { f32ToF16 } from "../../quant/f16.js";
@@ -93,7 +93,8 @@ for (const type of types) {
   const got = k.f32(op, nOut * nTok);
   let maxDiff = 0;
   for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - ref[i]!) / Math.max(1e-6, Math.abs(ref[i]!)));
-  const gb = (ms: number) => (bytes / 1e9 / (ms / 1e3)).toFixed(2);
+  // weight bytes streamed per second (per token when nTok > 1: the weights are read once per token)
+  const gb = (ms: number) => ((bytes * nTok) / 1e9 / (ms / 1e3)).toFixed(2);
   console.log(
     `${typeName(type).padEnd(6)} ${(bytes / 1e6).toFixed(1).padStart(6)} MB  wasm ${wasmMs.toFixed(2).padStart(8)} ms ${gb(wasmMs).padStart(6)} GB/s` +
       `   ts ${tsMs.toFixed(1).padStart(8)} ms ${gb(tsMs).padStart(6)} GB/s   x${(tsMs / wasmMs).toFixed(1)}   max rel diff ${maxDiff.toExponential(1)}`,

@@ -16,11 +16,6 @@ import { hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
   return i16x8.add(prod16(w0, a0), prod16(w1, a1));
 }
 
-/** i16 lane k (0..7) of v in all lanes, k not a constant */
-@inline function splat16(v: v128, k: i32): v128 {
-  return i8x16.swizzle(v, i16x8.splat(<i16>(0x0100 + 0x0202 * k)));
-}
-
 /** sum += (dw*d8)*isum - (dm*d8)*msum for rows 0,1 (lo) or 2,3 (hi), as f64x2 */
 @inline function kTerm(dw: v128, dm: v128, d8: v128, isum: v128, msum: v128): v128 {
   return f64x2.sub(f64x2.mul(f64x2.mul(dw, d8), isum), f64x2.mul(f64x2.mul(dm, d8), msum));
@@ -225,15 +220,6 @@ export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   return i32x4.add(i32x4.mul(g0, splat32of16s(sc, 2 * k)), i32x4.mul(g1, splat32of16s(sc, 2 * k + 1)));
 }
 
-/** Σ_g sc_g·bsum_g of one row, as i32 partials */
-@inline function biasQ6_K(p: usize, a: usize): v128 {
-  const scv = v128.load(p, 192);
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scv), v128.load(a, 260)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scv), v128.load(a, 276)),
-  );
-}
-
 export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
@@ -270,7 +256,7 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
       i2 = i32x4.add(i2, kQ6_K(p2, h, 3, a0, a1, a2, a3, c2));
       i3 = i32x4.add(i3, kQ6_K(p3, h, 3, a0, a1, a2, a3, c3));
     }
-    const bias = hsum4(biasQ6_K(p0, a), biasQ6_K(p1, a), biasQ6_K(p2, a), biasQ6_K(p3, a));
+    const bias = hsum4(biasK(v128.load(p0, 192), a), biasK(v128.load(p1, 192), a), biasK(v128.load(p2, 192), a), biasK(v128.load(p3, 192), a));
     const isum = i32x4.sub(hsum4(i0, i1, i2, i3), i32x4.shl(bias, 5));
     const d8 = f64x2.splat(<f64>load<f32>(a));
     const dw = loadF16x4(p0, p1, p2, p3, 208);
@@ -283,6 +269,8 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 }
 
 // ---- Q3_K (110 bytes: hmask[32], qs[64], scales[12], f16 d) ----
+// q = q2 + 4·hbit - 4 is split as Σ sc·(q2 + 4·hbit)·a - 4·Σ_g sc_g·bsum_g, so the values stay
+// unsigned; per 32 elements the activations are widened to i16 once for the four rows.
 
 /** the 16 six-bit scales minus 32, as i8 lanes */
 @inline function q3Scales(p: usize): v128 {
@@ -297,38 +285,77 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   return i8x16.sub(v128.or(low, v128.and(i8x16.shl(hi, 4), i8x16.splat(0x30))), i8x16.splat(32));
 }
 
-@inline function rowQ3_K(p: usize, q8: usize): v128 {
-  const sv = q3Scales(p);
-  const hm0 = v128.load(p, 0);
-  const hm1 = v128.load(p, 16);
+/** Σ of two groups of 16 (u8 weights w0, w1; widened activations a0..a3) times their i32 scales */
+@inline function groups2(w0: v128, w1: v128, a0: v128, a1: v128, a2: v128, a3: v128, s0: v128, s1: v128): v128 {
+  const g0 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w0), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w0), a1));
+  const g1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w1), a2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w1), a3));
+  return i32x4.add(i32x4.mul(g0, s0), i32x4.mul(g1, s1));
+}
+
+/** one row, elements 128h + 32j + [0, 32): Σ sc·(q2 + 4·hbit)·a; j constant, bit = 1 << (4h + j) splat */
+@inline function jQ3_K(p: usize, qs: usize, j: i32, bit: v128, a0: v128, a1: v128, a2: v128, a3: v128, sc: v128): v128 {
   const m3 = i8x16.splat(3);
-  const m4 = i8x16.splat(-4);
-  let acc = i32x4.splat(0);
-  for (let h = 0; h < 2; h++) {
-    const qs0 = v128.load(p + 32 + 32 * h, 0);
-    const qs1 = v128.load(p + 32 + 32 * h, 16);
-    const sc = h == 0 ? i16x8.extend_low_i8x16_s(sv) : i16x8.extend_high_i8x16_s(sv);
-    for (let j = 0; j < 4; j++) {
-      const bit = i8x16.splat(<i8>(<i32>1 << (4 * h + j)));
-      // q = q2 - (high bit ? 0 : 4)
-      const v0 = i8x16.add(v128.and(i8x16.shr_u(qs0, 2 * j), m3), v128.andnot(m4, i8x16.eq(v128.and(hm0, bit), bit)));
-      const v1 = i8x16.add(v128.and(i8x16.shr_u(qs1, 2 * j), m3), v128.andnot(m4, i8x16.eq(v128.and(hm1, bit), bit)));
-      const qa = q8 + 128 * h + 32 * j;
-      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v0, v128.load(qa, 0)), splat16(sc, 2 * j)));
-      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v1, v128.load(qa, 16)), splat16(sc, 2 * j + 1)));
-    }
-  }
-  return acc;
+  const m4 = i8x16.splat(4);
+  const w0 = v128.or(v128.and(i8x16.shr_u(v128.load(p + qs), 2 * j), m3), v128.and(i8x16.eq(v128.and(v128.load(p), bit), bit), m4));
+  const w1 = v128.or(v128.and(i8x16.shr_u(v128.load(p + qs, 16), 2 * j), m3), v128.and(i8x16.eq(v128.and(v128.load(p, 16), bit), bit), m4));
+  return groups2(w0, w1, a0, a1, a2, a3, splat32of16s(sc, 2 * j), splat32of16s(sc, 2 * j + 1));
+}
+
+/** Σ_g sc_g·bsum_g of one row (sv: the 16 scales as i8), as i32 partials */
+@inline function biasK(sv: v128, a: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(sv), v128.load(a, 260)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(sv), v128.load(a, 276)),
+  );
 }
 
 export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
-    const q8 = a + 4;
-    const isum = hsum4(rowQ3_K(p0, q8), rowQ3_K(p1, q8), rowQ3_K(p2, q8), rowQ3_K(p3, q8));
+    const v0 = q3Scales(p0), v1 = q3Scales(p1), v2 = q3Scales(p2), v3 = q3Scales(p3);
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let h = 0; h < 2; h++) {
+      const c0 = h == 0 ? i16x8.extend_low_i8x16_s(v0) : i16x8.extend_high_i8x16_s(v0);
+      const c1 = h == 0 ? i16x8.extend_low_i8x16_s(v1) : i16x8.extend_high_i8x16_s(v1);
+      const c2 = h == 0 ? i16x8.extend_low_i8x16_s(v2) : i16x8.extend_high_i8x16_s(v2);
+      const c3 = h == 0 ? i16x8.extend_low_i8x16_s(v3) : i16x8.extend_high_i8x16_s(v3);
+      const qs = <usize>(32 + 32 * h);
+      const q8 = a + 4 + 128 * h;
+      let l = v128.load(q8, 0), m = v128.load(q8, 16);
+      let a0 = i16x8.extend_low_i8x16_s(l), a1 = i16x8.extend_high_i8x16_s(l), a2 = i16x8.extend_low_i8x16_s(m), a3 = i16x8.extend_high_i8x16_s(m);
+      let bit = i8x16.splat(<i8>(<i32>1 << (4 * h)));
+      i0 = i32x4.add(i0, jQ3_K(p0, qs, 0, bit, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ3_K(p1, qs, 0, bit, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ3_K(p2, qs, 0, bit, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ3_K(p3, qs, 0, bit, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 32); m = v128.load(q8, 48);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      bit = i8x16.splat(<i8>(<i32>2 << (4 * h)));
+      i0 = i32x4.add(i0, jQ3_K(p0, qs, 1, bit, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ3_K(p1, qs, 1, bit, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ3_K(p2, qs, 1, bit, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ3_K(p3, qs, 1, bit, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 64); m = v128.load(q8, 80);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      bit = i8x16.splat(<i8>(<i32>4 << (4 * h)));
+      i0 = i32x4.add(i0, jQ3_K(p0, qs, 2, bit, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ3_K(p1, qs, 2, bit, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ3_K(p2, qs, 2, bit, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ3_K(p3, qs, 2, bit, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 96); m = v128.load(q8, 112);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      bit = i8x16.splat(<i8>(<i32>8 << (4 * h)));
+      i0 = i32x4.add(i0, jQ3_K(p0, qs, 3, bit, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ3_K(p1, qs, 3, bit, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ3_K(p2, qs, 3, bit, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ3_K(p3, qs, 3, bit, a0, a1, a2, a3, c3));
+    }
+    const bias = hsum4(biasK(v0, a), biasK(v1, a), biasK(v2, a), biasK(v3, a));
+    const isum = i32x4.sub(hsum4(i0, i1, i2, i3), i32x4.shl(bias, 2));
     const d8 = f64x2.splat(<f64>load<f32>(a));
     const dw = loadF16x4(p0, p1, p2, p3, 108);
+    // sum += d * d8 * isum
     acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
     acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
     p0 += 110; p1 += 110; p2 += 110; p3 += 110; a += 292;
@@ -338,21 +365,12 @@ export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 
 // ---- Q2_K (84 bytes: scales[16] (lo nibble scale, hi nibble min), qs[64], f16 d, f16 dmin) ----
 
-@inline function rowQ2_K(p: usize, q8: usize): v128 {
-  const sv = v128.and(v128.load(p, 0), i8x16.splat(15));
+/** one row, elements 128h + 32j + [0, 32): Σ sc·q·a (j constant) */
+@inline function jQ2_K(p: usize, qs: usize, j: i32, a0: v128, a1: v128, a2: v128, a3: v128, sc: v128): v128 {
   const m3 = i8x16.splat(3);
-  let acc = i32x4.splat(0);
-  for (let h = 0; h < 2; h++) {
-    const qs0 = v128.load(p + 16 + 32 * h, 0);
-    const qs1 = v128.load(p + 16 + 32 * h, 16);
-    const sc = h == 0 ? i16x8.extend_low_i8x16_u(sv) : i16x8.extend_high_i8x16_u(sv);
-    for (let j = 0; j < 4; j++) {
-      const qa = q8 + 128 * h + 32 * j;
-      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v128.and(i8x16.shr_u(qs0, 2 * j), m3), v128.load(qa, 0)), splat16(sc, 2 * j)));
-      acc = i32x4.add(acc, i32x4.dot_i16x8_s(prod16(v128.and(i8x16.shr_u(qs1, 2 * j), m3), v128.load(qa, 16)), splat16(sc, 2 * j + 1)));
-    }
-  }
-  return acc;
+  const w0 = v128.and(i8x16.shr_u(v128.load(p + qs), 2 * j), m3);
+  const w1 = v128.and(i8x16.shr_u(v128.load(p + qs, 16), 2 * j), m3);
+  return groups2(w0, w1, a0, a1, a2, a3, splat32of16(sc, 2 * j), splat32of16(sc, 2 * j + 1));
 }
 
 /** Σ_g bsum_g * min_g */
@@ -367,9 +385,44 @@ export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 export function dot4Q2_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
+  const m15 = i8x16.splat(15);
   for (let b = 0; b < nb; b++) {
-    const q8 = a + 4;
-    const isum = hsum4(rowQ2_K(p0, q8), rowQ2_K(p1, q8), rowQ2_K(p2, q8), rowQ2_K(p3, q8));
+    const v0 = v128.and(v128.load(p0), m15), v1 = v128.and(v128.load(p1), m15);
+    const v2 = v128.and(v128.load(p2), m15), v3 = v128.and(v128.load(p3), m15);
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let h = 0; h < 2; h++) {
+      const c0 = h == 0 ? i16x8.extend_low_i8x16_u(v0) : i16x8.extend_high_i8x16_u(v0);
+      const c1 = h == 0 ? i16x8.extend_low_i8x16_u(v1) : i16x8.extend_high_i8x16_u(v1);
+      const c2 = h == 0 ? i16x8.extend_low_i8x16_u(v2) : i16x8.extend_high_i8x16_u(v2);
+      const c3 = h == 0 ? i16x8.extend_low_i8x16_u(v3) : i16x8.extend_high_i8x16_u(v3);
+      const qs = <usize>(16 + 32 * h);
+      const q8 = a + 4 + 128 * h;
+      let l = v128.load(q8, 0), m = v128.load(q8, 16);
+      let a0 = i16x8.extend_low_i8x16_s(l), a1 = i16x8.extend_high_i8x16_s(l), a2 = i16x8.extend_low_i8x16_s(m), a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, jQ2_K(p0, qs, 0, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ2_K(p1, qs, 0, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ2_K(p2, qs, 0, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ2_K(p3, qs, 0, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 32); m = v128.load(q8, 48);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, jQ2_K(p0, qs, 1, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ2_K(p1, qs, 1, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ2_K(p2, qs, 1, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ2_K(p3, qs, 1, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 64); m = v128.load(q8, 80);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, jQ2_K(p0, qs, 2, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ2_K(p1, qs, 2, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ2_K(p2, qs, 2, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ2_K(p3, qs, 2, a0, a1, a2, a3, c3));
+      l = v128.load(q8, 96); m = v128.load(q8, 112);
+      a0 = i16x8.extend_low_i8x16_s(l); a1 = i16x8.extend_high_i8x16_s(l); a2 = i16x8.extend_low_i8x16_s(m); a3 = i16x8.extend_high_i8x16_s(m);
+      i0 = i32x4.add(i0, jQ2_K(p0, qs, 3, a0, a1, a2, a3, c0));
+      i1 = i32x4.add(i1, jQ2_K(p1, qs, 3, a0, a1, a2, a3, c1));
+      i2 = i32x4.add(i2, jQ2_K(p2, qs, 3, a0, a1, a2, a3, c2));
+      i3 = i32x4.add(i3, jQ2_K(p3, qs, 3, a0, a1, a2, a3, c3));
+    }
+    const isum = hsum4(i0, i1, i2, i3);
     const msum = hsum4(minsQ2_K(p0, a), minsQ2_K(p1, a), minsQ2_K(p2, a), minsQ2_K(p3, a));
     const d8 = f64x2.splat(<f64>load<f32>(a));
     const dw = loadF16x4(p0, p1, p2, p3, 80);

@@ -15,7 +15,11 @@ export async function openLlamaCpp(path: string, threads: number, nVocab: number
   const model = await llama.loadModel({ modelPath: path });
   return {
     async nextLogProbs(tokens: number[]): Promise<Float64Array> {
-      const ctx = await model.createContext({ contextSize: Math.max(nCtx, tokens.length + 8), threads, sequences: 1 });
+      const ctx = await model.createContext({
+        contextSize: Math.max(nCtx, tokens.length + 8), threads, sequences: 1,
+        // F32 cache and no flash attention, as the reference data was made
+        flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+      });
       const seq = ctx.getSequence();
       const items = tokens.map((t, i) => (i === tokens.length - 1
         ? [t, { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }]

@@ -29,6 +29,14 @@ export interface EvalOptions {
   trace?: TraceFn;
 }
 
+/** One sequence's share of a batched forward step. */
+export interface BatchSegment {
+  ctx: MixtralContext;
+  tokens: number[];
+  /** rows of `tokens` whose logits are wanted */
+  logitRows: number[];
+}
+
 export interface ContextOptions {
   nCtx?: number;
   kvType?: KvType;
@@ -39,9 +47,12 @@ export interface ContextOptions {
 export class Mixtral {
   /** per layer, experts switched off by --disable-experts (1 = disabled) */
   readonly disabledExperts: Uint8Array[];
+  /** RoPE cos/sin, shared by all contexts (grows with the longest position seen) */
+  readonly rope: RopeTable;
 
   constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly file = "model", readonly backend: Backend = new JsBackend()) {
     this.disabledExperts = Array.from({ length: config.nLayer }, () => new Uint8Array(Math.max(1, config.nExpert)));
+    this.rope = new RopeTable(config.nRot, config.ropeTheta, config.ropeScale, Math.min(config.nCtxTrain, 4096));
   }
 
   static fromGguf(r: GgufReader, backend: Backend = new JsBackend()): Mixtral {
@@ -75,6 +86,143 @@ export class Mixtral {
     }
   }
 
+  /**
+   * One forward step over several sequences at once (continuous batching): every segment's
+   * tokens are appended to its own context; the weight products run once over all rows (and
+   * the MoE groups rows of all sequences per expert); attention runs per sequence over its own
+   * cache. Returns, per segment, the logits of its requested rows.
+   */
+  forwardBatch(segs: BatchSegment[], trace?: TraceFn): Float32Array[] {
+    const c = this.config, w = this.weights, be = this.backend;
+    const E = c.nEmbd, hd = c.headDim, qDim = c.nHead * hd, kvDim = c.nHeadKv * hd;
+    const offs: number[] = [];
+    let n = 0;
+    for (const sg of segs) {
+      if (sg.ctx.model !== this) throw new ArgumentError("internal: a context of another model in the batch");
+      if (sg.ctx.nPast + sg.tokens.length > sg.ctx.nCtx) {
+        throw new ContextFullError(`context is full: ${sg.ctx.nPast} tokens in the cache + ${sg.tokens.length} new > context size ${sg.ctx.nCtx}`);
+      }
+      offs.push(n);
+      n += sg.tokens.length;
+    }
+    const positions = new Int32Array(n);
+    segs.forEach((sg, si) => sg.tokens.forEach((_, i) => { positions[offs[si]! + i] = sg.ctx.nPast + i; }));
+    const x = new Float32Array(n * E);
+    segs.forEach((sg, si) => sg.tokens.forEach((t, i) => weightRow(w.tokenEmbd, 0, t, x, (offs[si]! + i) * E)));
+    const xn = new Float32Array(n * E);
+    const q = new Float32Array(n * qDim), k = new Float32Array(n * kvDim), v = new Float32Array(n * kvDim);
+    const att = new Float32Array(n * qDim);
+    const tmp = new Float32Array(n * E);
+    const L = (name: string, l: number) => `${name}-${l}`;
+
+    for (let l = 0; l < c.nLayer; l++) {
+      const lw = w.layers[l]!;
+      rmsNormRows(x, lw.attnNorm, xn, n, E, c.rmsEps);
+      trace?.(L("attn_norm", l), xn, n, E);
+      const a = be.quantizeRows(vecDotType(lw.wq.type), xn, n, E);
+      be.matmul(lw.wq, 0, a, q);
+      be.matmul(lw.wk, 0, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k);
+      be.matmul(lw.wv, 0, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v);
+      for (let i = 0; i < n; i++) {
+        this.rope.apply(q, i * qDim, c.nHead, hd, positions[i]!);
+        this.rope.apply(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
+      }
+      trace?.(L("Qcur_rope", l), q, n, qDim);
+      trace?.(L("Kcur_rope", l), k, n, kvDim);
+      segs.forEach((sg, si) => {
+        const o = offs[si]!, nt = sg.tokens.length, cache = sg.ctx.cache;
+        for (let i = 0; i < nt; i++) cache.write(l, positions[o + i]!, k, (o + i) * kvDim, v, (o + i) * kvDim);
+        const qs = q.subarray(o * qDim, (o + nt) * qDim), outs = att.subarray(o * qDim, (o + nt) * qDim);
+        const ps = positions.subarray(o, o + nt);
+        if (!be.attention?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs)) attention(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs);
+      });
+      this.matmul(lw.wo, 0, att, n, tmp);
+      trace?.(L("kqv_out", l), tmp, n, E);
+      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
+      trace?.(L("ffn_inp", l), x, n, E);
+
+      rmsNormRows(x, lw.ffnNorm, xn, n, E, c.rmsEps);
+      trace?.(L("ffn_norm", l), xn, n, E);
+      if (lw.gateInp) this.moe(l, xn, n, tmp, trace);
+      else this.denseFfn(l, xn, n, tmp);
+      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
+      trace?.(L("l_out", l), x, n, E);
+    }
+
+    if (trace) {
+      rmsNormRows(x, w.outputNorm, xn, n, E, c.rmsEps);
+      trace("result_norm", xn, n, E);
+    }
+    // the LM head only for the rows that want logits, all segments in one product
+    const rows: number[] = [];
+    segs.forEach((sg, si) => { for (const r of sg.logitRows) rows.push(offs[si]! + r); });
+    const sel = new Float32Array(rows.length * E);
+    rows.forEach((r, i) => sel.set(x.subarray(r * E, (r + 1) * E), i * E));
+    const seln = new Float32Array(sel.length);
+    rmsNormRows(sel, w.outputNorm, seln, rows.length, E, c.rmsEps);
+    const V = c.nVocab;
+    const logits = new Float32Array(rows.length * V);
+    if (rows.length) this.matmul(w.output, 0, seln, rows.length, logits);
+    const out: Float32Array[] = [];
+    let r0 = 0;
+    for (const sg of segs) {
+      out.push(logits.slice(r0 * V, (r0 + sg.logitRows.length) * V));
+      r0 += sg.logitRows.length;
+      for (const t of sg.tokens) sg.ctx.tokens.push(t);
+    }
+    return out;
+  }
+
+  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn): void {
+    const m = this, be = m.backend, c = m.config, lw = m.weights.layers[l]!;
+    const E = c.nEmbd, F = c.nFf, K = c.nExpertUsed, NE = c.nExpert;
+    const logits = new Float32Array(n * NE);
+    m.matmul(lw.gateInp!, 0, xn, n, logits);
+    trace?.(`ffn_moe_logits-${l}`, logits, n, NE);
+    const r = route(logits, n, NE, K, this.disabledExperts[l]);
+    trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
+    trace?.(`ffn_moe_topk-${l}`, r.experts, n, K);
+    trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
+    // expert outputs per (token, slot), summed in slot order as llama.cpp does
+    const slotOut = new Float32Array(n * K * E);
+    const act = be.quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);
+    const actUp = vecDotType(lw.ffnUp.type) === act.type ? act : be.quantizeRows(vecDotType(lw.ffnUp.type), xn, n, E);
+    const groups = groupByExpert(r.experts, n, K, NE);
+    for (let e = 0; e < NE; e++) {
+      const g = groups[e]!;
+      const nt = g.tokens.length;
+      if (nt === 0) continue;
+      const gate = new Float32Array(nt * F), up = new Float32Array(nt * F), y = new Float32Array(nt * E);
+      be.matmul(lw.ffnGate, e, act, gate, g.tokens);
+      be.matmul(lw.ffnUp, e, actUp, up, g.tokens);
+      swiglu(gate, up, nt * F);
+      m.matmul(lw.ffnDown, e, gate, nt, y);
+      for (let i = 0; i < nt; i++) {
+        const t = g.tokens[i]!, s = g.slots[i]!;
+        const wgt = r.weights[t * K + s]!;
+        const dst = (t * K + s) * E;
+        for (let j = 0; j < E; j++) slotOut[dst + j] = y[i * E + j]! * wgt;
+      }
+    }
+    for (let t = 0; t < n; t++) {
+      for (let j = 0; j < E; j++) {
+        let s = slotOut[t * K * E + j]!;
+        for (let sl = 1; sl < K; sl++) s = Math.fround(s + slotOut[(t * K + sl) * E + j]!);
+        out[t * E + j] = s;
+      }
+    }
+    trace?.(`ffn_moe_out-${l}`, out, n, E);
+  }
+
+  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array): void {
+    const m = this, c = m.config, lw = m.weights.layers[l]!;
+    const gate = new Float32Array(n * c.nFf), up = new Float32Array(n * c.nFf);
+    m.matmul(lw.ffnGate, 0, xn, n, gate);
+    m.matmul(lw.ffnUp, 0, xn, n, up);
+    swiglu(gate, up, n * c.nFf);
+    m.matmul(lw.ffnDown, 0, gate, n, out);
+  }
+
   newContext(opts: ContextOptions = {}): MixtralContext {
     return new MixtralContext(this, opts);
   }
@@ -84,7 +232,6 @@ export class MixtralContext {
   readonly nCtx: number;
   readonly nBatch: number;
   readonly cache: KvCache;
-  private rope: RopeTable;
   /** tokens currently in the cache */
   readonly tokens: number[] = [];
 
@@ -95,7 +242,6 @@ export class MixtralContext {
     this.nBatch = Math.max(1, opts.nBatch ?? 512);
     const be = model.backend;
     this.cache = new KvCache(c.nLayer, this.nCtx, c.nHeadKv, c.headDim, opts.kvType ?? "f32", be.allocKv ? (n, f16) => be.allocKv!(n, f16) : undefined);
-    this.rope = new RopeTable(c.nRot, c.ropeTheta, c.ropeScale, Math.min(this.nCtx, 4096));
   }
 
   get nPast(): number {
@@ -145,113 +291,6 @@ export class MixtralContext {
   }
 
   private forward(tokens: number[], logitRows: number[], trace?: TraceFn): Float32Array {
-    const m = this.model, c = m.config, w = m.weights;
-    const n = tokens.length, E = c.nEmbd, hd = c.headDim;
-    const qDim = c.nHead * hd, kvDim = c.nHeadKv * hd;
-    const pos0 = this.nPast;
-    const positions = Int32Array.from(tokens, (_, i) => pos0 + i);
-    const x = new Float32Array(n * E);
-    tokens.forEach((t, i) => weightRow(w.tokenEmbd, 0, t, x, i * E));
-    const xn = new Float32Array(n * E);
-    const q = new Float32Array(n * qDim), k = new Float32Array(n * kvDim), v = new Float32Array(n * kvDim);
-    const att = new Float32Array(n * qDim);
-    const tmp = new Float32Array(n * E);
-    const L = (name: string, l: number) => `${name}-${l}`;
-
-    for (let l = 0; l < c.nLayer; l++) {
-      const lw = w.layers[l]!;
-      rmsNormRows(x, lw.attnNorm, xn, n, E, c.rmsEps);
-      trace?.(L("attn_norm", l), xn, n, E);
-      const be = m.backend;
-      const a = be.quantizeRows(vecDotType(lw.wq.type), xn, n, E);
-      be.matmul(lw.wq, 0, a, q);
-      be.matmul(lw.wk, 0, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k);
-      be.matmul(lw.wv, 0, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v);
-      for (let i = 0; i < n; i++) {
-        this.rope.apply(q, i * qDim, c.nHead, hd, positions[i]!);
-        this.rope.apply(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
-        this.cache.write(l, positions[i]!, k, i * kvDim, v, i * kvDim);
-      }
-      trace?.(L("Qcur_rope", l), q, n, qDim);
-      trace?.(L("Kcur_rope", l), k, n, kvDim);
-      if (!be.attention?.(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att)) {
-        attention(q, n, positions, this.cache.k[l]!, this.cache.v[l]!, c, att);
-      }
-      m.matmul(lw.wo, 0, att, n, tmp);
-      trace?.(L("kqv_out", l), tmp, n, E);
-      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
-      trace?.(L("ffn_inp", l), x, n, E);
-
-      rmsNormRows(x, lw.ffnNorm, xn, n, E, c.rmsEps);
-      trace?.(L("ffn_norm", l), xn, n, E);
-      if (lw.gateInp) this.moe(l, xn, n, tmp, trace);
-      else this.denseFfn(l, xn, n, tmp);
-      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
-      trace?.(L("l_out", l), x, n, E);
-    }
-
-    const V = c.nVocab;
-    if (trace) {
-      rmsNormRows(x, w.outputNorm, xn, n, E, c.rmsEps);
-      trace("result_norm", xn, n, E);
-    }
-    const sel = new Float32Array(logitRows.length * E);
-    logitRows.forEach((r, i) => sel.set(x.subarray(r * E, (r + 1) * E), i * E));
-    const seln = new Float32Array(sel.length);
-    rmsNormRows(sel, w.outputNorm, seln, logitRows.length, E, c.rmsEps);
-    const logits = new Float32Array(logitRows.length * V);
-    if (logitRows.length) m.matmul(w.output, 0, seln, logitRows.length, logits);
-    for (const t of tokens) this.tokens.push(t);
-    return logits;
-  }
-
-  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn): void {
-    const m = this.model, be = m.backend, c = m.config, lw = m.weights.layers[l]!;
-    const E = c.nEmbd, F = c.nFf, K = c.nExpertUsed, NE = c.nExpert;
-    const logits = new Float32Array(n * NE);
-    m.matmul(lw.gateInp!, 0, xn, n, logits);
-    trace?.(`ffn_moe_logits-${l}`, logits, n, NE);
-    const r = route(logits, n, NE, K, this.model.disabledExperts[l]);
-    trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
-    trace?.(`ffn_moe_topk-${l}`, r.experts, n, K);
-    trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
-    // expert outputs per (token, slot), summed in slot order as llama.cpp does
-    const slotOut = new Float32Array(n * K * E);
-    const act = be.quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);
-    const actUp = vecDotType(lw.ffnUp.type) === act.type ? act : be.quantizeRows(vecDotType(lw.ffnUp.type), xn, n, E);
-    const groups = groupByExpert(r.experts, n, K, NE);
-    for (let e = 0; e < NE; e++) {
-      const g = groups[e]!;
-      const nt = g.tokens.length;
-      if (nt === 0) continue;
-      const gate = new Float32Array(nt * F), up = new Float32Array(nt * F), y = new Float32Array(nt * E);
-      be.matmul(lw.ffnGate, e, act, gate, g.tokens);
-      be.matmul(lw.ffnUp, e, actUp, up, g.tokens);
-      swiglu(gate, up, nt * F);
-      m.matmul(lw.ffnDown, e, gate, nt, y);
-      for (let i = 0; i < nt; i++) {
-        const t = g.tokens[i]!, s = g.slots[i]!;
-        const wgt = r.weights[t * K + s]!;
-        const dst = (t * K + s) * E;
-        for (let j = 0; j < E; j++) slotOut[dst + j] = y[i * E + j]! * wgt;
-      }
-    }
-    for (let t = 0; t < n; t++) {
-      for (let j = 0; j < E; j++) {
-        let s = slotOut[t * K * E + j]!;
-        for (let sl = 1; sl < K; sl++) s = Math.fround(s + slotOut[(t * K + sl) * E + j]!);
-        out[t * E + j] = s;
-      }
-    }
-    trace?.(`ffn_moe_out-${l}`, out, n, E);
-  }
-
-  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array): void {
-    const m = this.model, c = m.config, lw = m.weights.layers[l]!;
-    const gate = new Float32Array(n * c.nFf), up = new Float32Array(n * c.nFf);
-    m.matmul(lw.ffnGate, 0, xn, n, gate);
-    m.matmul(lw.ffnUp, 0, xn, n, up);
-    swiglu(gate, up, n * c.nFf);
-    m.matmul(lw.ffnDown, 0, gate, n, out);
+    return this.model.forwardBatch([{ ctx: this, tokens, logitRows }], trace)[0]!;
   }
 }

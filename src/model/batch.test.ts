@@ -7,7 +7,8 @@ import { manifest, modelPath } from "../test-util/reference.js";
 test("several sequences in one forward step give the same logits as each alone (continuous batching)", { skip: !haveReference() }, () => {
   for (const backend of ["js", "wasm"] as const) {
     const m = loadModel(modelPath("B-Q4_K_M")!, { backend, threads: 2 }).model;
-    const seqs = ["short", "medium", "long"].map((s) => manifest().sequences[s]!.token_ids.slice(0, 40));
+    const long = manifest().sequences.long!.token_ids, medium = manifest().sequences.medium!.token_ids;
+    const seqs = [long.slice(0, 40), medium.slice(0, 40), [1, ...long.slice(100, 139)]];
     const alone = seqs.map((t) => m.newContext({ nCtx: 128, kvType: "f32" }).eval(t, { logits: "all" }));
     // prefill each to a different length, then decode one token each in a shared batch
     const ctxs = seqs.map(() => m.newContext({ nCtx: 128, kvType: "f32" }));

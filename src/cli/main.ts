@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (a
   tokenize: { summary: "print the token ids of a text", load: () => import("./commands/tokenize.js") },
   logits: { summary: "write the logits after given tokens (float32)", load: () => import("./commands/logits.js") },
   perplexity: { summary: "perplexity on a text (llama-perplexity method), --sweep over context sizes", load: () => import("./commands/perplexity.js") },
+  quantize: { summary: "quantize a GGUF (Q8_0 ... Q2_K, K-quant mixes as llama-quantize)", load: () => import("./commands/quantize.js") },
   experts: { summary: "expert routing statistics per layer and heatmaps, compared across texts", load: () => import("./commands/experts.js") },
   inspect: { summary: "show a GGUF's metadata, tensors and parameter counts", load: () => import("./commands/inspect.js") },
 };

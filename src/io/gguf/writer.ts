@@ -116,8 +116,7 @@ export function tensorBytes(type: GgmlType, dims: number[]): number {
   return (n / f.blockSize) * f.typeSize;
 }
 
-/** Write a GGUF file atomically (temp file + rename). */
-export function writeGguf(path: string, opts: GgufWriteOptions): void {
+function buildHeader(opts: GgufWriteOptions): { header: Buffer; alignment: number } {
   const md = opts.metadata instanceof Map ? opts.metadata : new Map(opts.metadata);
   let alignment = GGUF_DEFAULT_ALIGNMENT;
   const al = md.get("general.alignment");
@@ -144,8 +143,20 @@ export function writeGguf(path: string, opts: GgufWriteOptions): void {
   }
   const pad = (Math.ceil(s.length / alignment) * alignment) - s.length;
   s.bytes(new Uint8Array(pad));
-  const header = s.toBuffer();
+  return { header: s.toBuffer(), alignment };
+}
 
+function checkSize(t: GgufTensorSource, data: Uint8Array): number {
+  const nb = tensorBytes(t.type, t.dims);
+  if (data.length !== nb) {
+    throw new ArgumentError(`tensor "${t.name}": ${typeName(t.type)} [${t.dims.join(", ")}] needs ${nb} bytes, got ${data.length}`);
+  }
+  return nb;
+}
+
+/** Write a GGUF file atomically (temp file + rename). */
+export function writeGguf(path: string, opts: GgufWriteOptions): void {
+  const { header, alignment } = buildHeader(opts);
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w");
   let ok = false;
@@ -153,16 +164,41 @@ export function writeGguf(path: string, opts: GgufWriteOptions): void {
     writeAll(fd, header);
     const zeros = new Uint8Array(alignment);
     opts.tensors.forEach((t, i) => {
-      const nb = tensorBytes(t.type, t.dims);
       const data = typeof t.data === "function" ? t.data() : t.data;
-      if (data.length !== nb) {
-        throw new ArgumentError(`tensor "${t.name}": ${typeName(t.type)} [${t.dims.join(", ")}] needs ${nb} bytes, got ${data.length}`);
-      }
+      const nb = checkSize(t, data);
       writeAll(fd, data);
       const p = Math.ceil(nb / alignment) * alignment - nb;
       if (p > 0) writeAll(fd, zeros.subarray(0, p));
       opts.onProgress?.(i + 1, opts.tensors.length, t.name);
     });
+    ok = true;
+  } finally {
+    closeSync(fd);
+    if (ok) renameSync(tmp, path);
+    else rmSync(tmp, { force: true });
+  }
+}
+
+/** As writeGguf, for tensors whose bytes are produced asynchronously (e.g. by worker threads). */
+export async function writeGgufAsync(path: string, opts: Omit<GgufWriteOptions, "tensors"> & {
+  tensors: (Omit<GgufTensorSource, "data"> & { data: Uint8Array | (() => Uint8Array | Promise<Uint8Array>) })[];
+}): Promise<void> {
+  const { header, alignment } = buildHeader(opts as GgufWriteOptions);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, "w");
+  let ok = false;
+  try {
+    writeAll(fd, header);
+    const zeros = new Uint8Array(alignment);
+    for (let i = 0; i < opts.tensors.length; i++) {
+      const t = opts.tensors[i]!;
+      const data = typeof t.data === "function" ? await t.data() : t.data;
+      const nb = checkSize(t as GgufTensorSource, data);
+      writeAll(fd, data);
+      const p = Math.ceil(nb / alignment) * alignment - nb;
+      if (p > 0) writeAll(fd, zeros.subarray(0, p));
+      opts.onProgress?.(i + 1, opts.tensors.length, t.name);
+    }
     ok = true;
   } finally {
     closeSync(fd);

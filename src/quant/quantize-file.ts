@@ -1,0 +1,121 @@
+/**
+ * Quantize a GGUF file to another file type: every tensor gets the type the recipe chooses
+ * (quantize-model.ts); tensors already of that type are copied; the others are dequantized to
+ * float32 and quantized with the reference quantizers, rows split across worker threads. The
+ * output is written to a temporary file and renamed when complete.
+ */
+import { basename } from "node:path";
+import { Worker } from "node:worker_threads";
+import { UnsupportedError } from "../errors.js";
+import { GgufReader } from "../io/gguf/reader.js";
+import { gv, writeGgufAsync } from "../io/gguf/writer.js";
+import { configFromGguf } from "../model/config.js";
+import { GgmlType, blockFormat, typeName } from "./format.js";
+import { canQuantizeWeights, dequantize, quantizeWeights } from "./index.js";
+import { FILE_TYPES, FTYPE, Recipe, type FileTypeName } from "./quantize-model.js";
+
+export interface QuantizeOptions {
+  pure?: boolean;
+  threads?: number;
+  onTensor?: (i: number, n: number, name: string, from: GgmlType, to: GgmlType) => void;
+}
+
+export interface QuantizeReport {
+  tensors: { name: string; from: string; to: string; bytes: number }[];
+  inBytes: number;
+  outBytes: number;
+  nParams: number;
+}
+
+/** Parallel row-block quantization over worker threads (the main thread waits). */
+class QuantPool {
+  private workers: Worker[] = [];
+  private next = 0;
+  constructor(n: number) {
+    for (let i = 0; i < n; i++) this.workers.push(new Worker(new URL("./quantize-worker.js", import.meta.url)));
+  }
+  run(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number): Promise<Uint8Array> {
+    const n = this.workers.length;
+    const per = Math.ceil(nRows / n);
+    const parts: Promise<Uint8Array>[] = [];
+    for (let r = 0; r < nRows; r += per) {
+      const rows = Math.min(per, nRows - r);
+      const w = this.workers[this.next++ % n]!;
+      const chunk = x.slice(r * nPerRow, (r + rows) * nPerRow);
+      const id = this.next;
+      parts.push(new Promise((res, rej) => {
+        const onMsg = (m: { id: number; out?: Uint8Array; error?: string }) => {
+          if (m.id !== id) return;
+          w.off("message", onMsg);
+          if (m.error) rej(new Error(m.error)); else res(m.out!);
+        };
+        w.on("message", onMsg);
+        w.postMessage({ id, type, x: chunk, nRows: rows, nPerRow }, [chunk.buffer]);
+      }));
+    }
+    return Promise.all(parts).then((ps) => {
+      const out = new Uint8Array(ps.reduce((a, p) => a + p.length, 0));
+      let o = 0;
+      for (const p of ps) { out.set(p, o); o += p.length; }
+      return out;
+    });
+  }
+  close(): void {
+    for (const w of this.workers) void w.terminate();
+  }
+}
+
+export async function quantizeFile(inPath: string, outPath: string, ftypeName: string, opts: QuantizeOptions = {}): Promise<QuantizeReport> {
+  const r = new GgufReader(inPath);
+  const pool = (opts.threads ?? 1) > 1 ? new QuantPool(opts.threads!) : undefined;
+  try {
+    const cfg = configFromGguf(r.metadata, basename(inPath));
+    const recipe = new Recipe(ftypeName, {
+      nLayer: cfg.nLayer, nExpert: cfg.nExpert, nHead: cfg.nHead, nHeadKv: cfg.nHeadKv, hasOutput: !!r.tensor("output.weight"),
+    }, r.tensors, opts.pure);
+    const plan = r.tensors.map((t) => ({ t, to: recipe.typeFor(t) }));
+    for (const { t, to } of plan) {
+      if (to !== t.type && !canQuantizeWeights(to)) {
+        throw new UnsupportedError(`quantizing to ${typeName(to)} (for ${t.name}) is not implemented yet; supported: ${Object.keys(FILE_TYPES).filter((k) => canQuantizeWeights(FILE_TYPES[k as FileTypeName]!.base)).join(", ")}`);
+      }
+    }
+    // one tensor in memory at a time: read, convert, write
+    const report: QuantizeReport = { tensors: [], inBytes: r.info.fileSize, outBytes: 0, nParams: 0 };
+    const md = new Map(r.metadata);
+    md.set("general.quantization_version", gv.u32(2));
+    md.set("general.file_type", gv.u32(FTYPE[recipe.ftype]));
+    await writeGgufAsync(outPath, {
+      metadata: md, version: 3,
+      tensors: plan.map(({ t, to }, i) => ({
+        name: t.name, dims: t.dims, type: to,
+        data: async () => {
+          opts.onTensor?.(i, plan.length, t.name, t.type, to);
+          const raw = r.readTensorBytes(t);
+          let bytes: Uint8Array;
+          if (to === t.type) bytes = raw;
+          else {
+            const x = new Float32Array(t.nElements);
+            dequantize(t.type, raw, 0, x, 0, t.nElements);
+            const nPerRow = t.dims[0]!, nRows = t.nElements / nPerRow;
+            bytes = pool && nRows >= 8 ? await pool.run(to, x, nRows, nPerRow) : quantizeWeights(to, x, nRows, nPerRow);
+          }
+          report.tensors.push({ name: t.name, from: typeName(t.type), to: typeName(to), bytes: bytes.length });
+          report.nParams += t.nElements;
+          report.outBytes += bytes.length;
+          return bytes;
+        },
+      })),
+    });
+    return report;
+  } finally {
+    pool?.close();
+    r.close();
+  }
+}
+
+export function describeFileTypes(): string {
+  return Object.entries(FILE_TYPES).map(([k, v]) => {
+    const ok = canQuantizeWeights(v!.base) ? "" : "  (not yet)";
+    return `  ${k.padEnd(8)} ${v!.bpw.padStart(5)} bpw  ${blockFormat(v!.base)?.name ?? ""}${v!.needsImatrix ? ", needs --imatrix" : ""}${ok}`;
+  }).join("\n");
+}

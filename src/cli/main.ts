@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (a
   perplexity: { summary: "perplexity on a text (llama-perplexity method), --sweep over context sizes", load: () => import("./commands/perplexity.js") },
   quantize: { summary: "quantize a GGUF (Q8_0 ... Q2_K, K-quant mixes as llama-quantize)", load: () => import("./commands/quantize.js") },
   experts: { summary: "expert routing statistics per layer and heatmaps, compared across texts", load: () => import("./commands/experts.js") },
+  serve: { summary: "OpenAI-compatible API server with a web chat page, many users at once", load: () => import("./commands/serve.js") },
   inspect: { summary: "show a GGUF's metadata, tensors and parameter counts", load: () => import("./commands/inspect.js") },
 };
 

@@ -12,6 +12,7 @@ export const MODEL_OPTIONS: Options = {
   "kv-type": { type: "string" },
   "disable-experts": { type: "string" },
   backend: { type: "string" },
+  "max-memory": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -35,7 +36,9 @@ export const MODEL_HELP = `Model options:
   -t, --threads N           threads (default: all cores)
       --backend wasm|js     kernels: WebAssembly SIMD (default) or the plain-TypeScript reference
       --kv-type f16|f32     KV cache type (default: f16, as llama.cpp)
-      --disable-experts L:E,...  switch experts off (the router picks among the rest)`;
+      --disable-experts L:E,...  switch experts off (the router picks among the rest)
+      --max-memory SIZE     keep at most SIZE of weights in memory (e.g. 2G): experts are read
+                            from the file on demand into a least-recently-used cache`;
 
 export const SAMPLING_HELP = `Sampling options (the seed's defaults):
   -n, --n-predict N         tokens to generate (default: 256; -1 = until the context is full)

@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import { ArgumentError } from "../errors.js";
 import { defaultModelPath } from "../model/default-model.js";
 import type { KvType } from "../model/kv-cache.js";
-import { loadModel, type LoadedModel } from "../model/load.js";
+import { loadModel, parseSize, type LoadedModel } from "../model/load.js";
 import type { MixtralContext } from "../model/mixtral.js";
 import { num } from "./args.js";
 
@@ -20,7 +20,11 @@ export function openModel(values: Record<string, unknown>, opts: { defaultCtx?: 
   const dis = values["disable-experts"] as string | undefined;
   const backend = values["backend"] as string | undefined;
   if (backend !== undefined && backend !== "wasm" && backend !== "js") throw new ArgumentError(`--backend: expected wasm or js, got "${backend}"`);
-  const loaded = loadModel(path, { disableExperts: dis ? dis.split(",").filter(Boolean) : [], threads, ...(backend ? { backend } : {}) });
+  const mm = values["max-memory"] as string | undefined;
+  const loaded = loadModel(path, {
+    disableExperts: dis ? dis.split(",").filter(Boolean) : [], threads, ...(backend ? { backend } : {}),
+    ...(mm !== undefined ? { maxMemory: parseSize(mm) } : {}),
+  });
   const train = loaded.model.config.nCtxTrain;
   const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 1 }) ?? Math.min(train, opts.defaultCtx ?? 4096);
   if (nCtx > train) {

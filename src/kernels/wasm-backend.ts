@@ -10,7 +10,7 @@ import { ArgumentError } from "../errors.js";
 import { GgmlType, blockFormat, typeName } from "../quant/format.js";
 import type { Backend, WeightStorage } from "./backend.js";
 import type { AttentionShape } from "./js/attention.js";
-import type { QuantizedRows, Weight } from "./js/matmul.js";
+import { matrixOf, type QuantizedRows, type Weight } from "./js/matmul.js";
 import { KernelPool } from "./parallel/pool.js";
 import { MAX_PAGES, WasmKernels, compileKernelsSync } from "./wasm/backend.js";
 
@@ -139,11 +139,12 @@ export class WasmBackend implements Backend {
   }
 
   matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void {
-    if (w.shard === undefined || w.ptr === undefined) throw new ArgumentError(`internal: weight ${w.name} is not in WebAssembly memory`);
     const nTok = rows ? rows.length : act.nRows;
     if (nTok === 0) return;
-    const sh = w.shard, k = this.shards[sh]!.k;
-    const wPtr = w.ptr + mat * w.nOut * w.rowBytes;
+    const place = matrixOf(w, mat);
+    if (place.shard === undefined || place.ptr === undefined) throw new ArgumentError(`internal: weight ${w.name} is not in WebAssembly memory`);
+    const sh = place.shard, k = this.shards[sh]!.k;
+    const wPtr = place.ptr;
     const chunk = Math.max(1, Math.min(nTok, Math.floor(OUT_CHUNK_BYTES / (w.nOut * 4))));
     const actBytes = Math.ceil((chunk * act.rowBytes) / 64) * 64;
     const base = this.scratch(sh, actBytes + chunk * w.nOut * 4);

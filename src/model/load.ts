@@ -74,6 +74,8 @@ export interface LoadOptions {
   /** "wasm" (default: SIMD kernels on all threads) or "js" (the plain-TypeScript reference) */
   backend?: "wasm" | "js";
   threads?: number;
+  /** bytes of weights to keep in memory; experts beyond are loaded from the file on demand */
+  maxMemory?: number;
 }
 
 export function createBackend(kind: "wasm" | "js" = "wasm", threads?: number): Backend {
@@ -84,9 +86,12 @@ export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
   if (!existsSync(path)) throw new ArgumentError(`model file not found: ${path}`);
   if (statSync(path).isDirectory()) throw new ArgumentError(`${path} is a folder; give a .gguf file (convert a Hugging Face folder with \`cmx convert\`)`);
   const r = new GgufReader(path);
+  let keepOpen = false;
   try {
     const file = basename(path);
-    const model = Mixtral.fromGguf(r, createBackend(opts.backend ?? (process.env.CMX_BACKEND as "js" | "wasm" | undefined), opts.threads));
+    const model = Mixtral.fromGguf(r, createBackend(opts.backend ?? (process.env.CMX_BACKEND as "js" | "wasm" | undefined), opts.threads),
+      opts.maxMemory !== undefined ? { maxMemory: opts.maxMemory } : {});
+    keepOpen = !!model.weights.experts;
     if (opts.disableExperts?.length) model.disableExperts(opts.disableExperts);
     const tokenizer = new SpmTokenizer(vocabFromGguf(r.metadata, file));
     if (tokenizer.nVocab !== model.config.nVocab) {
@@ -98,6 +103,14 @@ export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
       ...(typeof tpl === "string" ? { chatTemplate: tpl } : {}),
     };
   } finally {
-    r.close();
+    if (!keepOpen) r.close();
   }
+}
+
+/** "2G", "512M", "1.5GiB", "1000000" -> bytes */
+export function parseSize(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(s);
+  if (!m) throw new ArgumentError(`"${s}" is not a size (e.g. 2G, 512M)`);
+  const mult = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"];
+  return Math.floor(Number(m[1]) * mult);
 }

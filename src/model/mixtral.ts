@@ -17,7 +17,7 @@ import { vecDotType } from "../quant/index.js";
 import { configFromGguf, type ModelConfig } from "./config.js";
 import { KvCache, type KvType } from "./kv-cache.js";
 import { groupByExpert, route } from "./moe.js";
-import { loadWeights, weightRow, type ModelWeights } from "./weights.js";
+import { loadWeights, weightRow, type LoadWeightsOptions, type ModelWeights } from "./weights.js";
 import { basename } from "node:path";
 
 /** Receives llama.cpp-named intermediates: rows [nTok, width] for layer `layer` (-1 when none). */
@@ -55,9 +55,9 @@ export class Mixtral {
     this.rope = new RopeTable(config.nRot, config.ropeTheta, config.ropeScale, Math.min(config.nCtxTrain, 4096));
   }
 
-  static fromGguf(r: GgufReader, backend: Backend = new JsBackend()): Mixtral {
+  static fromGguf(r: GgufReader, backend: Backend = new JsBackend(), opts: LoadWeightsOptions = {}): Mixtral {
     const cfg = configFromGguf(r.metadata, basename(r.path));
-    return new Mixtral(cfg, loadWeights(r, cfg, backend), basename(r.path), backend);
+    return new Mixtral(cfg, loadWeights(r, cfg, backend, opts), basename(r.path), backend);
   }
 
   /** out[nTok, nOut] = x[nTok, nIn] . W[mat]^T */
@@ -66,6 +66,7 @@ export class Mixtral {
   }
 
   close(): void {
+    this.weights.experts?.close();
     this.backend.close();
   }
 

@@ -6,12 +6,13 @@
  * FFN per layer (nMat = 1).
  */
 import { basename } from "node:path";
-import { ModelError, UnsupportedError } from "../errors.js";
+import { ArgumentError, ModelError, UnsupportedError } from "../errors.js";
+import { ExpertCache, type ExpertSource } from "./expert-cache.js";
 import type { GgufReader } from "../io/gguf/reader.js";
 import type { GgufTensorInfo } from "../io/gguf/types.js";
 import { GgmlType, typeName } from "../quant/format.js";
 import { dequantize, isSupported } from "../quant/index.js";
-import type { Weight } from "../kernels/js/matmul.js";
+import { matrixOf, type Weight } from "../kernels/js/matmul.js";
 import { JsBackend, type Backend } from "../kernels/backend.js";
 import type { ModelConfig } from "./config.js";
 
@@ -37,9 +38,19 @@ export interface ModelWeights {
   layers: LayerWeights[];
   /** bytes of tensor data held in memory */
   bytes: number;
+  /** the on-demand expert cache (--max-memory); it owns the open file */
+  experts?: ExpertCache;
 }
 
-export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = new JsBackend()): ModelWeights {
+export interface LoadWeightsOptions {
+  /**
+   * Keep at most this many bytes of weights in memory: everything but the experts stays resident,
+   * experts are read on demand into a bounded cache (the reader must then stay open).
+   */
+  maxMemory?: number;
+}
+
+export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = new JsBackend(), opts: LoadWeightsOptions = {}): ModelWeights {
   const file = basename(r.path);
   let bytes = 0;
   const need = (name: string): GgufTensorInfo => {
@@ -73,9 +84,37 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
     dequantize(t.type, raw, 0, out, 0, n);
     return out;
   };
+  // --max-memory: where each expert's matrices are in the file, for the on-demand cache
+  const onDemand = opts.maxMemory !== undefined && cfg.nExpert > 0;
+  const sources: Record<"gate" | "up" | "down", ExpertSource[]>[] = [];
+  let cache: ExpertCache | undefined;
+  const partOf = (base: string) => (base === "ffn_gate" ? "gate" : base === "ffn_up" ? "up" : "down");
   /** Stack per-expert matrices blk.N.<base>.E.weight into one nMat = nExpert weight. */
   const stacked = (l: number, base: string, nIn: number, nOut: number): Weight => {
     const merged = r.tensor(`blk.${l}.${base}_exps.weight`);
+    if (onDemand) {
+      const srcs: ExpertSource[] = [];
+      let type: GgmlType;
+      if (merged) {
+        checkShape(merged, [nIn, nOut, cfg.nExpert]);
+        const per = merged.nBytes / cfg.nExpert;
+        for (let e = 0; e < cfg.nExpert; e++) srcs.push({ tensor: merged, offset: e * per, bytes: per });
+        type = merged.type;
+      } else {
+        for (let e = 0; e < cfg.nExpert; e++) {
+          const t = need(`blk.${l}.${base}.${e}.weight`);
+          checkShape(t, [nIn, nOut]);
+          srcs.push({ tensor: t, offset: 0, bytes: t.nBytes });
+        }
+        type = srcs[0]!.tensor.type;
+      }
+      (sources[l] ??= { gate: [], up: [], down: [] })[partOf(base)] = srcs;
+      const part = partOf(base);
+      return {
+        name: `blk.${l}.${base}_exps.weight`, type, nIn, nOut, nMat: cfg.nExpert, rowBytes: srcs[0]!.bytes / nOut,
+        data: new Uint8Array(0), matrix: (e: number) => cache!.get(l, e, part),
+      };
+    }
     if (merged) return matrix(merged.name, nIn, nOut, cfg.nExpert);
     const parts: GgufTensorInfo[] = [];
     for (let e = 0; e < cfg.nExpert; e++) {
@@ -122,13 +161,24 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
     };
     layers.push(lw);
   }
-  return { tokenEmbd, outputNorm: vector("output_norm.weight", nEmbd), output, layers, bytes };
+  const outputNorm = vector("output_norm.weight", nEmbd);
+  if (onDemand) {
+    const perExpert = sources.reduce((m, l) => Math.max(m, l.gate[0]!.bytes + l.up[0]!.bytes + l.down[0]!.bytes), 0);
+    const room = opts.maxMemory! - bytes;
+    const nSlots = Math.min(cfg.nLayer * cfg.nExpert, Math.floor(room / perExpert));
+    if (nSlots < cfg.nExpertUsed) {
+      throw new ArgumentError(`--max-memory ${opts.maxMemory} bytes is too small: the resident weights take ${bytes} bytes and ${cfg.nExpertUsed} experts of ${perExpert} bytes each must fit besides (at least ${bytes + cfg.nExpertUsed * perExpert} bytes)`);
+    }
+    cache = new ExpertCache(r, backend, cfg.nExpert, sources, nSlots);
+    bytes += cache.stats.slotBytes;
+  }
+  return { tokenEmbd, outputNorm, output, layers, bytes, ...(cache ? { experts: cache } : {}) };
 }
 
 /** Dequantize one row of a matrix (e.g. a token's embedding) into out. */
 export function weightRow(w: Weight, mat: number, row: number, out: Float32Array, outOff = 0): void {
-  const off = (mat * w.nOut + row) * w.rowBytes;
-  dequantize(w.type, w.data, off, out, outOff, w.nIn);
+  const m = matrixOf(w, mat);
+  dequantize(w.type, m.data, m.off + row * w.rowBytes, out, outOff, w.nIn);
 }
 
 export const F32 = GgmlType.F32;

@@ -53,5 +53,11 @@ export async function main(argv: string[]): Promise<void> {
       `\nprompt: ${pt} tokens in ${r.promptMs.toFixed(0)} ms (${(pt / (r.promptMs / 1000)).toFixed(1)} t/s)` +
       ` | generation: ${r.tokens.length} tokens in ${r.genMs.toFixed(0)} ms (${(r.tokens.length / (r.genMs / 1000)).toFixed(1)} t/s)` +
       ` | finish: ${r.finishReason} | seed: ${r.seed}\n`);
+    const ex = m.model.weights.experts?.stats;
+    if (ex) {
+      const n = ex.hits + ex.misses;
+      process.stderr.write(`experts on demand: ${ex.slots} slots (${(ex.slotBytes / 2 ** 20).toFixed(1)} MiB), hit rate ${(100 * ex.hits / Math.max(1, n)).toFixed(1)}%, ` +
+        `${(ex.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(ex.bytesRead / 2 ** 20 / Math.max(1, r.promptTokens + r.tokens.length)).toFixed(2)} MiB per token\n`);
+    }
   }
 }

@@ -21,6 +21,18 @@ export interface Weight {
   /** placement in a WebAssembly memory (see kernels/backend.ts) */
   shard?: number;
   ptr?: number;
+  /** matrices loaded on demand (experts under --max-memory): the storage of matrix `mat` */
+  matrix?: (mat: number) => { data: Uint8Array; shard?: number; ptr?: number };
+}
+
+/** Where matrix `mat` of a weight lives: bytes, the offset of its first row, and its wasm pointer. */
+export function matrixOf(w: Weight, mat: number): { data: Uint8Array; off: number; shard?: number; ptr?: number } {
+  if (w.matrix) {
+    const s = w.matrix(mat);
+    return { data: s.data, off: 0, ...(s.shard !== undefined ? { shard: s.shard, ptr: s.ptr! } : {}) };
+  }
+  const off = mat * w.nOut * w.rowBytes;
+  return { data: w.data, off, ...(w.shard !== undefined ? { shard: w.shard, ptr: w.ptr! + off } : {}) };
 }
 
 /** Activations quantized for one dot-product type: nRows rows of rowBytes bytes each. */
@@ -44,8 +56,8 @@ export function quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: 
 /** out[t, r] = W[mat] row r . act row t, for the given subset of activation rows (all when omitted). */
 export function matmulQuantized(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void {
   const nTok = rows ? rows.length : act.nRows;
-  const base = mat * w.nOut * w.rowBytes;
-  const { nIn, nOut, type, data } = w;
+  const { data, off: base } = matrixOf(w, mat);
+  const { nIn, nOut, type } = w;
   for (let r = 0; r < nOut; r++) {
     const wOff = base + r * w.rowBytes;
     for (let t = 0; t < nTok; t++) {

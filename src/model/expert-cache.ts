@@ -1,0 +1,88 @@
+/**
+ * Experts loaded on demand (--max-memory): attention, norms, router and embeddings stay resident;
+ * the expert matrices of each layer are read from the GGUF into a bounded set of slots when the
+ * router picks them, least recently used slot first out. The routing of a token is computed
+ * before its experts are needed, so a miss reads exactly the experts that token uses.
+ */
+import type { GgufReader } from "../io/gguf/reader.js";
+import type { GgufTensorInfo } from "../io/gguf/types.js";
+import type { Backend, WeightStorage } from "../kernels/backend.js";
+
+/** The file location of one expert's matrix (a slice of a merged tensor, or a per-expert tensor). */
+export interface ExpertSource {
+  tensor: GgufTensorInfo;
+  offset: number;
+  bytes: number;
+}
+
+export interface ExpertCacheStats {
+  slots: number;
+  hits: number;
+  misses: number;
+  bytesRead: number;
+  /** bytes of all slots */
+  slotBytes: number;
+}
+
+type Part = "gate" | "up" | "down";
+
+interface Slot {
+  key: number;
+  storage: Record<Part, WeightStorage>;
+}
+
+export class ExpertCache {
+  private slots: Slot[] = [];
+  /** key (layer * nExpert + expert) -> slot index */
+  private where = new Map<number, number>();
+  /** slot indices, least recently used first */
+  private lru: number[] = [];
+  readonly stats: ExpertCacheStats;
+
+  constructor(
+    private reader: GgufReader,
+    backend: Backend,
+    private nExpert: number,
+    /** sources[layer][part][expert] */
+    private sources: Record<Part, ExpertSource[]>[],
+    nSlots: number,
+  ) {
+    const size = (p: Part) => Math.max(...sources.map((l) => l[p][0]!.bytes));
+    for (let i = 0; i < nSlots; i++) {
+      this.slots.push({
+        key: -1,
+        storage: { gate: backend.allocWeight(size("gate")), up: backend.allocWeight(size("up")), down: backend.allocWeight(size("down")) },
+      });
+      this.lru.push(i);
+    }
+    this.stats = { slots: nSlots, hits: 0, misses: 0, bytesRead: 0, slotBytes: nSlots * (size("gate") + size("up") + size("down")) };
+  }
+
+  /** The storage of one expert's matrix, loading the expert (all three matrices) on a miss. */
+  get(layer: number, expert: number, part: Part): WeightStorage {
+    const key = layer * this.nExpert + expert;
+    let i = this.where.get(key);
+    if (i === undefined) {
+      i = this.lru.shift()!;
+      const slot = this.slots[i]!;
+      if (slot.key >= 0) this.where.delete(slot.key);
+      for (const p of ["gate", "up", "down"] as Part[]) {
+        const src = this.sources[layer]![p][expert]!;
+        this.reader.readTensorBytes(src.tensor, src.offset, src.bytes, slot.storage[p].data.subarray(0, src.bytes));
+        this.stats.bytesRead += src.bytes;
+      }
+      slot.key = key;
+      this.where.set(key, i);
+      this.stats.misses++;
+    } else {
+      this.lru.splice(this.lru.indexOf(i), 1);
+      if (part === "gate") this.stats.hits++;
+    }
+    this.lru.push(i);
+    return this.slots[i]!.storage[part];
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}

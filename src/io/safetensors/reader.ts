@@ -162,6 +162,12 @@ export class SafetensorsFile {
   readF32(name: string, out?: Float32Array, outOff = 0): Float32Array {
     const t = this.need(name);
     const n = numel(t.shape);
+    if (t.dtype === "F32") {
+      // little-endian F32 straight into the float array, no intermediate copy
+      const dst = out ?? new Float32Array(n);
+      this.readBytes(name, 0, n * 4, new Uint8Array(dst.buffer, dst.byteOffset + outOff * 4, n * 4));
+      return dst;
+    }
     return toF32(t.dtype, this.readBytes(name), n, `${this.name}: tensor "${name}"`, out ?? new Float32Array(n), outOff);
   }
 

@@ -60,6 +60,7 @@ export function hfConfigJson(c: ModelConfig, src: ModelSource, dtype: HfDtype): 
   const moe = c.nExpert > 0;
   const v = src.vocab;
   return {
+    _name_or_path: c.name,
     architectures: [moe ? "MixtralForCausalLM" : "LlamaForCausalLM"],
     model_type: moe ? "mixtral" : "llama",
     attention_dropout: 0.0,
@@ -114,7 +115,7 @@ export function stageFolder(out: string): { dir: string; commit: () => void; abo
 }
 
 /** Write `src` as a Hugging Face folder at `out`. Returns the files written. */
-export function writeHfFolder(src: ModelSource, out: string, opts: HfOutOptions): { files: string[]; dtype: HfDtype; totalBytes: number } {
+export function writeHfFolder(src: ModelSource, out: string, opts: HfOutOptions): { files: string[]; dtype: HfDtype; totalBytes: number; notes: string[] } {
   const c = src.config;
   const dtype = opts.dtype === "auto" ? autoDtype(src) : opts.dtype;
   const st = ST[dtype];
@@ -135,6 +136,7 @@ export function writeHfFolder(src: ModelSource, out: string, opts: HfOutOptions)
     }
   }
   const stage = stageFolder(out);
+  const notes: string[] = [];
   try {
     let done = 0;
     const res = writeSafetensorsSharded(stage.dir, tensors, {
@@ -160,7 +162,9 @@ export function writeHfFolder(src: ModelSource, out: string, opts: HfOutOptions)
           files.push(f);
         }
       }
-    } else if (src.vocab) {
+    } else if (!src.vocab) {
+      notes.push("the GGUF has no SentencePiece vocabulary (tokenizer.ggml.model \"llama\"): no tokenizer files written");
+    } else {
       const v = src.vocab;
       if (v.types.some((t) => t === TokenType.NORMAL || t === TokenType.BYTE)) {
         writeFileSync(join(stage.dir, "tokenizer.model"), spmModelBytes(v));
@@ -176,7 +180,7 @@ export function writeHfFolder(src: ModelSource, out: string, opts: HfOutOptions)
       });
     }
     stage.commit();
-    return { files, dtype, totalBytes: res.totalBytes };
+    return { files, dtype, totalBytes: res.totalBytes, notes };
   } catch (e) {
     stage.abort();
     throw e;

@@ -50,5 +50,6 @@ export async function main(argv: string[]): Promise<void> {
       prog.update(done, name);
     },
   });
+  for (const n of r.notes) process.stderr.write(`export: note: ${n}\n`);
   process.stdout.write(`${out}: ${r.files.join(", ")} (${(r.totalBytes / 2 ** 20).toFixed(2)} MiB of ${r.dtype} tensors) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }

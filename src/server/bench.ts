@@ -9,6 +9,7 @@
  * --url benchmarks a server that is already running instead (then -m/-t/--parallel are unused).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -23,7 +24,7 @@ const { values } = parseArgs({
   allowPositionals: false,
 });
 if (values.help) {
-  process.stdout.write("npm run bench:serve -- [-m MODEL] [-c CONCURRENCY=4] [-d SECONDS=30] [-n MAX_TOKENS=32] [-t THREADS] [--parallel N (default C)] [--ctx N=512] [--url URL] [--api-key KEY] [--json]\n");
+  process.stdout.write("npm run bench:serve -- [-m MODEL] [-c CONCURRENCY=4] [-d SECONDS=30] [-n MAX_TOKENS=128] [-t THREADS] [--parallel N (default C)] [--ctx N=512] [--url URL] [--api-key KEY] [--json]\n");
   process.exit(0);
 }
 const int = (v: string | undefined, d: number, name: string) => {
@@ -33,7 +34,7 @@ const int = (v: string | undefined, d: number, name: string) => {
 };
 const C = int(values.concurrency, 4, "-c");
 const D = Number(values.duration ?? 30);
-const N = int(values["max-tokens"], 32, "-n");
+const N = int(values["max-tokens"], 128, "-n");
 const threads = int(values.threads, availableParallelism(), "-t");
 const parallel = int(values.parallel, C, "--parallel");
 const ctx = int(values.ctx, 512, "--ctx");
@@ -63,7 +64,7 @@ async function oneRequest(url: string, i: number, headers: Record<string, string
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: "POST", headers: { "Content-Type": "application/json", ...headers },
     body: JSON.stringify({
-      messages: [{ role: "user", content: `Request ${i}: write a short story about a lighthouse keeper and the sea.` }],
+      messages: [{ role: "user", content: `Write a short story about a lighthouse keeper and the sea, number ${i}.` }],
       max_tokens: N, stream: true, stream_options: { include_usage: true },
     }),
   });
@@ -85,6 +86,17 @@ async function oneRequest(url: string, i: number, headers: Record<string, string
   return { ttftMs: ttft < 0 ? performance.now() - t0 : ttft, tokens, ms: performance.now() - t0 };
 }
 
+/** CPU seconds (user + system, all threads) of a process so far, from /proc (Linux); undefined elsewhere. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
@@ -96,24 +108,30 @@ try {
   // warm-up: one short request (first-use costs are not part of the figures)
   await oneRequest(started.url, -1, headers);
   const samples: Sample[] = [];
+  const cpu0 = cpuSeconds(started.child?.pid);
   const t0 = performance.now(), deadline = t0 + D * 1000;
   let next = 0;
   await Promise.all(Array.from({ length: C }, async () => {
     while (performance.now() < deadline) samples.push(await oneRequest(started.url, next++, headers));
   }));
   const wall = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(started.child?.pid);
   const tokens = samples.reduce((a, s) => a + s.tokens, 0);
+  // the server's CPU time over its threads: what the wall time would be with the cores to itself
+  const cpuWall = cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / threads : undefined;
   const r = {
-    model, concurrency: C, parallel, threads, maxTokens: N, seconds: +wall.toFixed(2), requests: samples.length,
+    model: values.url ?? model, concurrency: C, parallel, threads, maxTokens: N, seconds: +wall.toFixed(2), requests: samples.length,
     requestsPerSecond: +(samples.length / wall).toFixed(3), tokensPerSecond: +(tokens / wall).toFixed(2),
     ttftP50Ms: +pct(samples.map((s) => s.ttftMs), 50).toFixed(0), ttftP95Ms: +pct(samples.map((s) => s.ttftMs), 95).toFixed(0),
+    ...(cpuWall ? { serverCpuSeconds: +(cpuWall * threads).toFixed(2), tokensPerCpuWallSecond: +(tokens / cpuWall).toFixed(2) } : {}),
     cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), node: process.version,
   };
   if (values.json) process.stdout.write(JSON.stringify(r) + "\n");
   else {
-    process.stdout.write(`bench:serve  ${model}  (${r.cpu}, ${r.cores} cores, ${threads} threads, node ${r.node})\n`);
+    process.stdout.write(`bench:serve  ${values.url ?? model}  (${r.cpu}, ${r.cores} cores, ${threads} threads, node ${r.node})\n`);
     process.stdout.write(`  clients ${C}, slots ${parallel}, max_tokens ${N}, ${r.seconds} s, ${r.requests} requests\n`);
     process.stdout.write(`  requests/s ${r.requestsPerSecond}   generated tokens/s (all clients) ${r.tokensPerSecond}   TTFT p50 ${r.ttftP50Ms} ms, p95 ${r.ttftP95Ms} ms\n`);
+    if (cpuWall) process.stdout.write(`  server CPU ${(cpuWall * threads).toFixed(1)} s over ${threads} threads: ${(tokens / cpuWall).toFixed(2)} tokens per second of ${threads}-thread CPU time (less sensitive to other load)\n`);
   }
 } finally {
   started.child?.kill("SIGTERM");

@@ -17,6 +17,7 @@
  *   k.f32(out, nOut * nTok);
  */
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { UnsupportedError } from "../../errors.js";
@@ -50,6 +51,10 @@ export interface KernelExports {
   /** this instance's (thread's) attention scratch, used when attention gets scratch = 0 */
   setScratch(ptr: number, bytes: number): void;
   expF64(x: number): number;
+  /** bytes setMatmulScratch needs */
+  matmulScratchBytes(nSlots: number, slotBytes: number): number;
+  /** scratch slots for the multi-token matmul kernels of every instance over this memory (0: none) */
+  setMatmulScratch(ptr: number, nSlots: number, slotBytes: number): void;
 }
 
 let compiled: Promise<WebAssembly.Module> | undefined;
@@ -95,6 +100,14 @@ export interface WasmRopeTable {
 export const ROPE_NORMAL = 0;
 export const ROPE_NEOX = 2;
 
+/**
+ * Scratch of the matmul kernels, per memory: an f16 -> f32 table and one slot per thread that may
+ * run a matmul at the same time (a call that finds no free slot runs the plain kernels, same
+ * results), each big enough for 16 tokens of 14336-element activations widened to i16.
+ */
+export const MATMUL_SLOT_BYTES = 512 << 10;
+export const MATMUL_SLOTS = Math.min(64, Math.max(4, availableParallelism() + 2));
+
 function alignUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;
 }
@@ -111,8 +124,23 @@ export class WasmKernels {
 
   private constructor(readonly memory: WebAssembly.Memory, readonly module: WebAssembly.Module) {
     this.exports = instantiateOn(memory, module);
-    this.base = alignUp(Math.max(this.exports.heapBase(), 1024), 64);
-    this.top = this.base;
+    this.top = alignUp(Math.max(this.exports.heapBase(), 1024), 64);
+    // the matmul scratch sits below base, so no reset() can release it
+    this.matmulScratch = this.alloc(this.exports.matmulScratchBytes(MATMUL_SLOTS, MATMUL_SLOT_BYTES), 64);
+    this.exports.setMatmulScratch(this.matmulScratch, MATMUL_SLOTS, MATMUL_SLOT_BYTES);
+    this.base = this.top;
+  }
+
+  private readonly matmulScratch: number;
+
+  /**
+   * Turn the scratch-slot matmul kernels (register-tiled for several tokens, pre-widened activations
+   * for one) of every instance over this memory off or back on; without them every token runs
+   * through the plain four-row kernels (same results, for tests and speed comparisons). Not while a
+   * matmul runs on another thread.
+   */
+  setTiledMatmul(on: boolean): void {
+    this.exports.setMatmulScratch(on ? this.matmulScratch : 0, MATMUL_SLOTS, MATMUL_SLOT_BYTES);
   }
 
   /**

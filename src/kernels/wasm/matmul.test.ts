@@ -159,6 +159,68 @@ test("matmul with zero blocks, outliers and exact ties in the activations", () =
   }
 });
 
+/** Random block bits (extreme scales and quants included) with sane f16 fields. */
+function randomBlocks(type: GgmlType, nRows: number, n: number, u: () => number): Uint8Array {
+  const { blockSize, typeSize } = blockFormat(type)!;
+  const out = new Uint8Array(rowBytes(type, nRows * n));
+  for (let i = 0; i < out.length; i++) out[i] = u() < 0.1 ? (u() < 0.5 ? 0 : 255) : Math.floor(u() * 256);
+  for (let b = 0; b < (nRows * n) / blockSize; b++) {
+    for (const o of F16_FIELDS[type] ?? []) {
+      const h = f32ToF16((u() - 0.3) * 0.05);
+      out[b * typeSize + o] = h & 0xff;
+      out[b * typeSize + o + 1] = h >>> 8;
+    }
+  }
+  return out;
+}
+
+test("multi-token (tiled) kernels: token counts, chunking, row tails, ranges and extreme blocks", () => {
+  const u = rng(4242);
+  const g = gaussian(u);
+  const tokCounts = [2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 20, 33];
+  for (const type of QUANT_TYPES) {
+    const bs = blockFormat(type)!.blockSize;
+    // block counts that are not multiples of the kernels' 8-block chunks
+    const lens = bs === 256 ? [256, 768, 2304] : [96, 288, 544];
+    tokCounts.forEach((nTok, i) => {
+      const nIn = lens[i % lens.length]!;
+      const nOut = [5, 6, 7, 9][i % 4]!;
+      const extreme = i % 3 === 2;
+      const w = extreme ? randomBlocks(type, nOut, nIn, u) : makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
+      // saturated activations (|q| = 127 everywhere) for the extreme blocks
+      const x = new Float32Array(nTok * nIn).map(() => (extreme ? (u() < 0.5 ? -1 : 1) : g()));
+      check({ type, nIn, nOut, nTok }, w, x, `${typeName(type)} ${nOut}x${nIn} nTok=${nTok}${extreme ? " extreme" : ""}`, i % 4, i % 2);
+    });
+  }
+});
+
+test("without the tiled kernels (turned off, or every scratch slot taken) results are the same", () => {
+  const u = rng(77);
+  const g = gaussian(u);
+  const run = () => {
+    for (const type of [GgmlType.Q4_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K]) {
+      const nIn = 512, nOut = 7, nTok = 6;
+      const w = makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
+      check({ type, nIn, nOut, nTok }, w, new Float32Array(nTok * nIn).map(() => g()), `${typeName(type)} untiled`, 0, 1);
+    }
+  };
+  k.setTiledMatmul(false);
+  try {
+    run();
+  } finally {
+    k.setTiledMatmul(true);
+  }
+  // the slot flags (descriptor at byte 960: magic, flags pointer, first slot, slot bytes, count)
+  const d = k.i32(960, 5);
+  const flags = k.i32(d[1]!, d[4]!);
+  flags.fill(1);
+  try {
+    run();
+  } finally {
+    flags.fill(0);
+  }
+});
+
 test("a type without a wasm kernel falls back to the TS reference; an unsupported one throws", () => {
   const mark = k.mark();
   const p = k.alloc(1024);

@@ -5,6 +5,7 @@
 
 export { matmul, matmulBlock } from "./matmul";
 export { actRowBytes, quantizeRows } from "./quantize";
+export { matmulScratchBytes, setMatmulScratch } from "./tile";
 export { attention, attentionScratchBytes, expF64, rmsNorm, rope, setScratch, softmax, swiglu } from "./ops";
 
 /** first byte the module's static data does not use */

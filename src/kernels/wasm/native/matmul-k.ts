@@ -23,7 +23,7 @@ import { hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
 
 // ---- Q4_K / Q5_K scales: 12 bytes at block offset 4 -> u8 lanes 0..7 = scales, 8..15 = mins ----
 
-@inline function k4Scales(p: usize): v128 {
+@inline export function k4Scales(p: usize): v128 {
   const b = v128.load(p, 4);
   const x = i8x16.swizzle(b, i8x16(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
   const lowMask = i8x16(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0);
@@ -273,7 +273,7 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
 // unsigned; per 32 elements the activations are widened to i16 once for the four rows.
 
 /** the 16 six-bit scales minus 32, as i8 lanes */
-@inline function q3Scales(p: usize): v128 {
+@inline export function q3Scales(p: usize): v128 {
   const b = v128.load(p, 94); // b[2 + i] = scale byte i (the block ends at 110)
   const x = i8x16.swizzle(b, i8x16(2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 8, 9));
   const low = v128.bitselect(v128.and(x, i8x16.splat(15)), i8x16.shr_u(x, 4), i8x16(-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0));

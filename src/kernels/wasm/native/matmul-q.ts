@@ -113,11 +113,11 @@ export function dot4IQ4_NL(p0: usize, p1: usize, p2: usize, p3: usize, a: usize,
 // ---- the fifth bit of Q5_0 / Q5_1: qh (u32, bit j = element j) -> 0xff / 0x00 per byte ----
 
 /** lanes j of the result are all-ones where bit j (lo) or bit j+16 (hi) of qh is set */
-@inline function qhMaskLo(qh: v128): v128 {
+@inline export function qhMaskLo(qh: v128): v128 {
   const bits = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
   return i8x16.eq(v128.and(i8x16.swizzle(qh, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)), bits), bits);
 }
-@inline function qhMaskHi(qh: v128): v128 {
+@inline export function qhMaskHi(qh: v128): v128 {
   const bits = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
   return i8x16.eq(v128.and(i8x16.swizzle(qh, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)), bits), bits);
 }

@@ -7,6 +7,8 @@
 import { dot4IQ4_NL, dot4Q4_0, dot4Q4_1, dot4Q5_0, dot4Q5_1, dot4Q8_0 } from "./matmul-q";
 import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
 import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
+import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
+import { matmulOne, oneBytes } from "./one";
 
 // ggml type ids (src/quant/format.ts)
 export const F32: i32 = 0;
@@ -69,13 +71,26 @@ export function matmul(
   if (bs == 0) return -1;
   const nb = nIn / bs;
   const rb = <usize>rowBytes;
+  // with a scratch slot: several tokens go to the register-tiled kernels (tile.ts), which take all
+  // but a last odd token, single tokens to the one-token kernels of one.ts
+  let done = 0;
+  const slot = claimSlot();
+  if (slot != 0) {
+    done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride);
+    if (oneBytes(type, nIn) <= slotBytes()) {
+      while (done < nTok && matmulOne(slot, type, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes,
+        out + ((<usize>done * <usize>outStride) << 2))) done++;
+    }
+    releaseSlot(slot);
+  }
+  if (done >= nTok) return 0;
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
     const p0 = w + <usize>r * rb;
     const p1 = nv > 1 ? p0 + rb : p0;
     const p2 = nv > 2 ? p1 + rb : p1;
     const p3 = nv > 3 ? p2 + rb : p2;
-    for (let t = 0; t < nTok; t++) {
+    for (let t = done; t < nTok; t++) {
       const res = dot4(type, p0, p1, p2, p3, act + <usize>t * <usize>actRowBytes, nb);
       const o = out + ((<usize>t * <usize>outStride + <usize>r) << 2);
       if (nv == 4) {

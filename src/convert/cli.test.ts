@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -9,6 +9,7 @@ import { modelPath } from "../test-util/reference.js";
 import { writePeftAdapter, randomArray } from "../lora/testing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cmx-convert-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const A = haveReference() ? modelPath("A-F32") : undefined;
 const TOK = haveReference() ? refPath("tokenizer", "tokenizer.model.v1") : undefined;
 const CLI = join(REPO_ROOT, "dist", "cli", "main.js");

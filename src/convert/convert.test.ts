@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
@@ -28,6 +28,7 @@ import { writeHfFolder } from "./write-hf.js";
 import { readSpmModel } from "./tokenizer-files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cmx-convert-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const A = haveReference() ? modelPath("A-F32") : undefined;
 const TOK = haveReference() ? refPath("tokenizer", "tokenizer.model.v1") : undefined;
 

@@ -1,6 +1,6 @@
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync as readFileSyncBuf, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync as readFileSyncBuf, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FormatError, ModelError } from "../errors.js";
@@ -19,6 +19,7 @@ import { TorchCheckpoint } from "./torch-bin.js";
 import { ZipFile } from "./zip.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cmx-lora-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const A = haveReference() ? modelPath("A-F32") : undefined;
 const HF = join(dir, "hf-A");
 if (A) writeHfFixture(A, HF, { tokenizerModel: refPath("tokenizer", "tokenizer.model.v1") });

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { fromF32 } from "./format.js";
 import { planShards, writeSafetensors, writeSafetensorsSharded, type StTensorSource } from "./writer.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cmx-st-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A safetensors file assembled by hand from a header object and data bytes (independent of the writer). */
 function handmade(path: string, header: unknown, data: Uint8Array, pad = 0): void {

@@ -200,3 +200,12 @@ test("tiny vocab: equal scores merge the leftmost pair first", () => {
   assert.deepEqual(t.encode("   ", { addBos: false }), [id("▁▁▁"), id("▁")]);
   assert.deepEqual(t.encode("    ", { addBos: false }), [id("▁▁▁"), id("▁▁")]);
 });
+
+test("a byte-order-mark piece survives loading, decoding and streaming", { skip: !haveReference() }, () => {
+  const tok = new SpmTokenizer(loadSpmModel(refPath("tokenizer", "tokenizer.model.v1")));
+  const id = tok.vocab.tokens.indexOf("\uFEFF");
+  assert.ok(id > 0, "the Mistral vocabulary has a U+FEFF piece");
+  assert.equal(tok.decode([id]), "\uFEFF");
+  const s = tok.createStreamDecoder();
+  assert.equal(s.push(id) + s.flush(), "\uFEFF");
+});

@@ -358,7 +358,7 @@ export class SpmTokenizer {
     const all = new Uint8Array(total);
     let o = 0;
     for (const p of parts) { all.set(p, o); o += p.length; }
-    return new TextDecoder("utf-8").decode(all);
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(all);
   }
 
   /**
@@ -367,7 +367,7 @@ export class SpmTokenizer {
    */
   createStreamDecoder(opts: StreamDecoderOptions = {}): StreamDecoder {
     const skip = opts.skipSpecial ?? false;
-    let dec = new TextDecoder("utf-8");
+    let dec = new TextDecoder("utf-8", { ignoreBOM: true });
     // strip the leading space of the first text token: after a pushed BOS, or from the start if asked
     let strip = (opts.stripLeadingSpace ?? false) && this.vocab.addSpacePrefix;
     let seenText = false;
@@ -387,7 +387,7 @@ export class SpmTokenizer {
       },
       flush: (): string => {
         const s = dec.decode();
-        dec = new TextDecoder("utf-8");
+        dec = new TextDecoder("utf-8", { ignoreBOM: true });
         return s;
       },
     };

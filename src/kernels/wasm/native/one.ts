@@ -11,33 +11,40 @@
 // A0..A3 hold those elements of the token in that lane order. Sums are exact (i32) and the float64
 // accumulation is the reference's, term for term, so results are bit-identical.
 
-import { hi64, hsum4, ihi64, ilo64, lo64 } from "./common";
+import { hi64, ihi64, ilo64, lo64 } from "./common";
+import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { f16Table } from "./tile";
 
 const Q4_0: i32 = 2;
-
-/** byte offsets in the prepared row of a 32-block activation (Q8_0) with nb blocks */
-@inline function daOff(nb: i32): usize {
-  return <usize>nb << 6;
-}
-@inline function biasOff(nb: i32): usize {
-  return (<usize>nb << 6) + (<usize>nb << 3);
-}
-
-/** bytes prepOne32 writes for nb blocks */
-export function prepBytes32(nb: i32): usize {
-  return (<usize>nb << 6) + (<usize>nb << 3) + (<usize>nb << 2);
-}
+const Q4_1: i32 = 3;
+const Q5_0: i32 = 6;
+const Q5_1: i32 = 7;
+const Q8_0: i32 = 8;
+const IQ4_NL: i32 = 20;
 
 /**
- * A Q8_0 activation row at a (nb blocks) to dst: per block A0..A3 (i16x8 each), then d as f64
- * per block, then Σq per block (i32).
+ * The prepared row starts this far into the slot. Before it: [0, 32) takes dummy stores that pin
+ * V8's instruction order (two rows, then the next two), [32, 80) holds constants the kernels load
+ * (V8 would otherwise rebuild a vector constant in every loop iteration): i16 0x000f, u8 0x0f, the
+ * IQ4_NL values, i16 0x00ff.
  */
-export function prepOne32(a: usize, nb: i32, dst: usize): void {
-  const dd = dst + daOff(nb), bd = dst + biasOff(nb);
+const PREP: usize = 128;
+const C_M16: usize = 32;
+const C_M8: usize = 48;
+const C_KV: usize = 64;
+const C_MFF: usize = 80;
+
+/**
+ * A Q8_0 (q81 false) or Q8_1 activation row at a (nb blocks) to dst: per block A0..A3 (i16x8 each,
+ * 64 bytes), then d as f64 per block, then per block Σq (i32, Q8_0) or s as f64 (Q8_1).
+ */
+function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
+  const dd = dst + (<usize>nb << 6), xd = dd + (<usize>nb << 3);
   const tab = f16Table();
+  const qo: usize = q81 ? 4 : 2;
+  const bytes: usize = q81 ? 36 : 34;
   for (let b = 0; b < nb; b++) {
-    const v0 = v128.load(a, 2), v1 = v128.load(a, 18);
+    const v0 = v128.load(a + qo), v1 = v128.load(a + qo, 16);
     const e0 = i16x8.shr_s(i16x8.shl(v0, 8), 8), o0 = i16x8.shr_s(v0, 8);
     const e1 = i16x8.shr_s(i16x8.shl(v1, 8), 8), o1 = i16x8.shr_s(v1, 8);
     const o = dst + (<usize>b << 6);
@@ -46,10 +53,14 @@ export function prepOne32(a: usize, nb: i32, dst: usize): void {
     v128.store(o, o0, 32);
     v128.store(o, o1, 48);
     store<f64>(dd + (<usize>b << 3), <f64>load<f32>(tab + (<usize>load<u16>(a) << 2)));
-    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(e0, e1), i16x8.add(o0, o1)));
-    const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-    store<i32>(bd + (<usize>b << 2), i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1));
-    a += 34;
+    if (q81) {
+      store<f64>(xd + (<usize>b << 3), <f64>load<f32>(tab + (<usize>load<u16>(a, 2) << 2)));
+    } else {
+      const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(e0, e1), i16x8.add(o0, o1)));
+      const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+      store<i32>(xd + (<usize>b << 2), i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1));
+    }
+    a += bytes;
   }
 }
 
@@ -60,6 +71,11 @@ export function prepOne32(a: usize, nb: i32, dst: usize): void {
   v = v128.load32_lane(tab + (<usize>load<u16>(p2 + off) << 2), v, 2);
   v = v128.load32_lane(tab + (<usize>load<u16>(p3 + off) << 2), v, 3);
   return v;
+}
+
+/** [Σ pairs of lanes] of two rows: a0+a1, b0+b1, a2+a3, b2+b3 (hsum4's first stage) */
+@inline function hsum2(a: v128, b: v128): v128 {
+  return i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
 }
 
 /** store the nv (1..4) lanes of res at o */
@@ -73,21 +89,54 @@ export function prepOne32(a: usize, nb: i32, dst: usize): void {
   }
 }
 
-// ---- Q4_0 ----
-
-@inline function rowQ4_0(p: usize, a: usize, m: v128): v128 {
-  const q = v128.load(p, 2);
+/** Σ over a block of the i16 lanes x (elements 2i | 2i+1 << 8, as u8 or i8 pairs) and y (2i+16 | 2i+17 << 8) */
+@inline function dotBytes(x: v128, y: v128, a: usize, signed: bool, m16: v128): v128 {
+  const x0 = signed ? i16x8.shr_s(i16x8.shl(x, 8), 8) : v128.and(x, m16);
+  const y0 = signed ? i16x8.shr_s(i16x8.shl(y, 8), 8) : v128.and(y, m16);
+  const x1 = signed ? i16x8.shr_s(x, 8) : i16x8.shr_u(x, 8);
+  const y1 = signed ? i16x8.shr_s(y, 8) : i16x8.shr_u(y, 8);
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(q, m), v128.load(a)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q, 4), m), v128.load(a, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q, 8), m), v128.load(a, 32)), i32x4.dot_i16x8_s(i16x8.shr_u(q, 12), v128.load(a, 48))),
+    i32x4.add(i32x4.dot_i16x8_s(x0, v128.load(a)), i32x4.dot_i16x8_s(y0, v128.load(a, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(x1, v128.load(a, 32)), i32x4.dot_i16x8_s(y1, v128.load(a, 48))),
   );
 }
 
-function oneQ4_0(w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+/** one row's integer block sum (before the Q4_0/Q5_0 offset), kind a constant; c: the constants */
+@inline function row32(kind: i32, p: usize, a: usize, c: usize): v128 {
+  if (kind == Q4_0 || kind == Q4_1) {
+    const q = v128.load(p + <usize>(kind == Q4_0 ? 2 : 4));
+    const m = v128.load(c, C_M16);
+    return i32x4.add(
+      i32x4.add(i32x4.dot_i16x8_s(v128.and(q, m), v128.load(a)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q, 4), m), v128.load(a, 16))),
+      i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(q, 8), m), v128.load(a, 32)), i32x4.dot_i16x8_s(i16x8.shr_u(q, 12), v128.load(a, 48))),
+    );
+  } else if (kind == Q8_0) {
+    return dotBytes(v128.load(p, 2), v128.load(p, 18), a, true, i16x8.splat(0));
+  } else if (kind == IQ4_NL) {
+    const q = v128.load(p, 2);
+    const m8 = v128.load(c, C_M8);
+    const kv = v128.load(c, C_KV);
+    return dotBytes(i8x16.swizzle(kv, v128.and(q, m8)), i8x16.swizzle(kv, v128.and(i16x8.shr_u(q, 4), m8)), a, true, i16x8.splat(0));
+  } else {
+    // Q5_0 / Q5_1: the fifth bits as 0x10 in each element's byte
+    const o: usize = kind == Q5_0 ? 2 : 4;
+    const qh = i32x4.splat(load<u32>(p + o));
+    const q = v128.load(p + o, 4);
+    const m8 = v128.load(c, C_M8);
+    const b16 = i8x16.splat(16);
+    const x = v128.or(v128.and(q, m8), v128.and(qhMaskLo(qh), b16));
+    const y = v128.or(v128.and(i16x8.shr_u(q, 4), m8), v128.and(qhMaskHi(qh), b16));
+    return dotBytes(x, y, a, false, v128.load(c, C_MFF));
+  }
+}
+
+/** 32-element block types, one token: rows [r0, r1), prepared activation row at s */
+@inline function one32(kind: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: usize): void {
   const tab = f16Table();
-  // a constant the optimizers cannot see through, so it is made once, not in every iteration
-  const m = i16x8.splat(<i16>(15 | (nb >> 31)));
-  const dd = s + daOff(nb), bd = s + biasOff(nb);
+  const c = s - PREP;
+  const q81 = kind == Q4_1 || kind == Q5_1;
+  const tb: usize = kind == Q8_0 ? 34 : kind == Q5_0 ? 22 : kind == Q4_1 ? 20 : kind == Q5_1 ? 24 : 18;
+  const dd = s + (<usize>nb << 6), xd = dd + (<usize>nb << 3);
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
     let p0 = w + <usize>r * rb;
@@ -98,39 +147,66 @@ function oneQ4_0(w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: 
     let acc23 = f64x2.splat(0);
     let a = s;
     for (let b = 0; b < nb; b++) {
-      // Σ(q-8)·a = Σq·a - 8·Σa
-      const isum = i32x4.sub(
-        hsum4(rowQ4_0(p0, a, m), rowQ4_0(p1, a, m), rowQ4_0(p2, a, m), rowQ4_0(p3, a, m)),
-        i32x4.shl(v128.load32_splat(bd + (<usize>b << 2)), 3),
-      );
+      // rows in pairs; a store after each pair keeps V8 from interleaving (and spilling) the four
+      // rows' temporaries
+      const ab2 = hsum2(row32(kind, p0, a, c), row32(kind, p1, a, c));
+      v128.store(c, ab2);
+      const cd2 = hsum2(row32(kind, p2, a, c), row32(kind, p3, a, c));
+      v128.store(c, cd2, 16);
+      let isum = i32x4.add(i32x4.shuffle(ab2, cd2, 0, 1, 4, 5), i32x4.shuffle(ab2, cd2, 2, 3, 6, 7));
+      // Σ(q-8)·a = Σq·a - 8·Σa (Q4_0), Σ(q-16)·a = Σq·a - 16·Σa (Q5_0)
+      if (kind == Q4_0) isum = i32x4.sub(isum, i32x4.shl(v128.load32_splat(xd + (<usize>b << 2)), 3));
+      if (kind == Q5_0) isum = i32x4.sub(isum, i32x4.shl(v128.load32_splat(xd + (<usize>b << 2)), 4));
       const dw = scales4(tab, p0, p1, p2, p3, 0);
       const da = v128.load64_splat(dd + (<usize>b << 3));
-      acc01 = f64x2.add(acc01, f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)));
-      acc23 = f64x2.add(acc23, f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)));
-      p0 += 18; p1 += 18; p2 += 18; p3 += 18; a += 64;
+      // sum += isum·(d_w·d_a) [+ m_w·s_a]
+      let t01 = f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da));
+      let t23 = f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da));
+      if (q81) {
+        const mw = scales4(tab, p0, p1, p2, p3, 2);
+        const sa = v128.load64_splat(xd + (<usize>b << 3));
+        t01 = f64x2.add(t01, f64x2.mul(lo64(mw), sa));
+        t23 = f64x2.add(t23, f64x2.mul(hi64(mw), sa));
+      }
+      acc01 = f64x2.add(acc01, t01);
+      acc23 = f64x2.add(acc23, t23);
+      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += 64;
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
 }
 
 /**
- * out[r] = W row r . the activation row at act, rows [r0, r1), with scratch slot `slot` (at least
- * prepBytes of the row free after `off`). Returns false (nothing written) for a type without a
- * kernel here.
+ * out[r] = W row r . the activation row at act, rows [r0, r1), using scratch slot `slot` (with
+ * oneBytes(type, nIn) bytes). Returns false (nothing written) for a type without a kernel here.
  */
 export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32, act: usize, out: usize): bool {
+  const s = slot + PREP;
+  const rb = <usize>rowBytes;
+  const nb = nIn >> 5;
   switch (type) {
-    case Q4_0: {
-      const nb = nIn >> 5;
-      prepOne32(act, nb, slot);
-      oneQ4_0(w, <usize>rowBytes, nb, r0, r1, slot, out);
-      return true;
+    case Q4_0: case Q8_0: case IQ4_NL: case Q5_0: case Q4_1: case Q5_1: {
+      prep32(act, nb, s, type == Q4_1 || type == Q5_1);
+      v128.store(slot, i16x8.splat(15), C_M16);
+      v128.store(slot, i8x16.splat(15), C_M8);
+      v128.store(slot, i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113), C_KV);
+      v128.store(slot, i16x8.splat(0xff), C_MFF);
+      break;
     }
     default: return false;
   }
+  switch (type) {
+    case Q4_0: one32(Q4_0, w, rb, nb, r0, r1, s, out); break;
+    case Q8_0: one32(Q8_0, w, rb, nb, r0, r1, s, out); break;
+    case IQ4_NL: one32(IQ4_NL, w, rb, nb, r0, r1, s, out); break;
+    case Q5_0: one32(Q5_0, w, rb, nb, r0, r1, s, out); break;
+    case Q4_1: one32(Q4_1, w, rb, nb, r0, r1, s, out); break;
+    case Q5_1: one32(Q5_1, w, rb, nb, r0, r1, s, out); break;
+  }
+  return true;
 }
 
 /** bytes matmulOne needs in its slot for a row of nIn */
 export function oneBytes(type: i32, nIn: i32): usize {
-  return prepBytes32(nIn >> 5);
+  return PREP + (<usize>(nIn >> 5) << 6) + (<usize>(nIn >> 5) << 4);
 }

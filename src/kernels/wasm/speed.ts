@@ -1,8 +1,16 @@
 /**
- * Hand-run single-thread speed check (not a test): a 14336x4096 matvec (Mixtral's ffn_up shape)
- * per weight type, WebAssembly kernel vs the TypeScript reference, in GB/s of weight bytes per token
- * (best of repeated runs, activation quantization included).
- *   node dist/kernels/wasm/speed.js [Q4_0 Q8_0 ...] [--tok N]
+ * Hand-run single-thread speed check (not a test): a 14336x4096 matmul (Mixtral's ffn_up shape) per
+ * weight type and token count, WebAssembly kernels vs the plain four-row wasm kernels (the
+ * scratch-slot kernels turned off: what every token ran through before the tiled and one-token
+ * kernels) vs the TypeScript reference. Times are best-of repeated runs of the matmul alone (the
+ * activations are quantized once); GB/s counts weight bytes per token (a 16-token matmul that reads
+ * the weights once but takes as long as 16 single-token ones shows the one-token figure).
+ *   node dist/kernels/wasm/speed.js [Q4_0 Q8_0 ...] [--tok 1,16,64] [--rows 14336] [--cols 4096]
+ *     [--ts 1|all|none] [--min-ms 400]
+ * --ts 1 (default) times the reference at one token only and shows ~nTok times that for the others
+ * (it has no reuse across tokens); all times it at every count (slow); none skips it. Results of
+ * every kernel are compared with the reference at the smallest token count (must be identical).
+ * Other processes on the machine disturb the figures: run it on an idle machine.
  */
 import { f32ToF16 } from "../../quant/f16.js";
 import { GgmlType, blockFormat, rowBytes, typeByName, typeName } from "../../quant/format.js";
@@ -44,7 +52,7 @@ function randomWeights(type: GgmlType, bytes: Uint8Array, u: () => number): void
 }
 
 /** best-of time per call in ms (the minimum is the figure least disturbed by other load) */
-function time(f: () => void, minMs = 400): number {
+function time(f: () => void, minMs: number): number {
   f();
   let best = Infinity;
   const t0 = performance.now();
@@ -57,20 +65,28 @@ function time(f: () => void, minMs = 400): number {
 }
 
 const args = process.argv.slice(2);
-const tokArg = args.indexOf("--tok");
-const nTok = tokArg >= 0 ? Number(args[tokArg + 1]) : 1;
-const names = args.filter((a, i) => !a.startsWith("--") && (tokArg < 0 || i !== tokArg + 1));
-const types = (names.length ? names : ["Q4_0", "Q8_0", "Q4_K", "Q6_K"]).map((n) => {
+function opt(name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+const toks = (opt("--tok") ?? "1,16,64").split(",").map(Number);
+const nOut = Number(opt("--rows") ?? 14336);
+const nIn = Number(opt("--cols") ?? 4096);
+const tsMode = opt("--ts") ?? "1";
+const minMs = Number(opt("--min-ms") ?? 400);
+const names = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1]!.startsWith("--")));
+const types = (names.length ? names : ["Q4_0", "Q8_0", "Q4_K", "Q6_K", "Q5_0", "Q5_1", "Q4_1", "Q5_K", "Q3_K", "Q2_K", "IQ4_NL"]).map((n) => {
   const f = typeByName(n);
   if (!f) throw new Error(`unknown type ${n}`);
   return f.type;
 });
+if (toks.some((t) => !(t >= 1))) throw new Error("--tok: token counts >= 1, comma-separated");
 
-const nIn = 4096, nOut = 14336;
 const k = await WasmKernels.create();
 const u = rng(1);
-const x = new Float32Array(nIn * nTok).map(() => u() - 0.5);
-console.log(`${nOut}x${nIn} matmul, nTok=${nTok}, one thread (node ${process.version})`);
+const maxTok = Math.max(...toks);
+const x = new Float32Array(nIn * maxTok).map(() => u() - 0.5);
+console.log(`${nOut}x${nIn} matmul, one thread (node ${process.version}); per token count: plain wasm -> wasm ms (speed-up), weight GB/s per token, TS reference ms`);
 for (const type of types) {
   const rb = rowBytes(type, nIn);
   const bytes = rb * nOut;
@@ -81,23 +97,43 @@ for (const type of types) {
   const dt = vecDotType(type);
   const xp = k.put(x);
   const arb = k.actRowBytes(dt, nIn);
-  const ap = k.alloc(arb * nTok);
-  const op = k.alloc(4 * nOut * nTok);
-  const wasmMs = time(() => {
-    k.quantizeRows(dt, xp, nTok, nIn, ap);
-    k.matmul(type, wp, rb, nIn, 0, nOut, ap, arb, nTok, op, nOut);
-  });
+  const ap = k.alloc(arb * maxTok);
+  k.quantizeRows(dt, xp, maxTok, nIn, ap);
+  const op = k.alloc(4 * nOut * maxTok);
   const weight = { name: "w", type, nIn, nOut, nMat: 1, rowBytes: rb, data: w };
-  const ref = new Float32Array(nOut * nTok);
-  const tsMs = time(() => matmulQuantized(weight, 0, quantizeRows(dt, x, nTok, nIn), ref), 1000);
-  const got = k.f32(op, nOut * nTok);
-  let maxDiff = 0;
-  for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - ref[i]!) / Math.max(1e-6, Math.abs(ref[i]!)));
-  // weight bytes streamed per second (per token when nTok > 1: the weights are read once per token)
-  const gb = (ms: number) => ((bytes * nTok) / 1e9 / (ms / 1e3)).toFixed(2);
-  console.log(
-    `${typeName(type).padEnd(6)} ${(bytes / 1e6).toFixed(1).padStart(6)} MB  wasm ${wasmMs.toFixed(2).padStart(8)} ms ${gb(wasmMs).padStart(6)} GB/s` +
-      `   ts ${tsMs.toFixed(1).padStart(8)} ms ${gb(tsMs).padStart(6)} GB/s   x${(tsMs / wasmMs).toFixed(1)}   max rel diff ${maxDiff.toExponential(1)}`,
-  );
+  const cells: string[] = [];
+  let tsOne = 0;
+  for (const nTok of toks) {
+    const run = () => k.matmul(type, wp, rb, nIn, 0, nOut, ap, arb, nTok, op, nOut);
+    k.setTiledMatmul(false);
+    const plainMs = time(run, minMs);
+    k.setTiledMatmul(true);
+    const ms = time(run, minMs);
+    let ts = "";
+    if (tsMode === "all" || (tsMode === "1" && nTok === toks[0])) {
+      const ref = new Float32Array(nOut * nTok);
+      const act = quantizeRows(dt, x, nTok, nIn);
+      const tsMs = time(() => matmulQuantized(weight, 0, act, ref), minMs);
+      if (nTok === 1) tsOne = tsMs;
+      ts = ` ts ${tsMs.toFixed(1)}`;
+      if (nTok === toks[0]) {
+        // both wasm paths must match the reference bit for bit
+        for (const on of [false, true]) {
+          k.setTiledMatmul(on);
+          run();
+          const got = k.f32(op, nOut * nTok);
+          for (let i = 0; i < ref.length; i++) {
+            if (!Object.is(got[i], ref[i])) throw new Error(`${typeName(type)} nTok=${nTok}${on ? "" : " (plain)"}: result ${i} differs from the reference`);
+          }
+        }
+        k.setTiledMatmul(true);
+      }
+    } else if (tsMode === "1" && tsOne > 0) {
+      ts = ` ts~${(tsOne * nTok).toFixed(0)}`;
+    }
+    const gb = ((bytes * nTok) / 1e6 / ms).toFixed(1);
+    cells.push(`t${nTok}: ${plainMs.toFixed(1)} -> ${ms.toFixed(1)} ms (x${(plainMs / ms).toFixed(2)}) ${gb} GB/s${ts}`);
+  }
+  console.log(`${typeName(type).padEnd(6)} ${(bytes / 1e6).toFixed(1).padStart(5)} MB  ${cells.join("  |  ")}`);
   k.reset(mark);
 }

@@ -13,6 +13,8 @@
 
 import { hi64, ihi64, ilo64, lo64 } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
+import { k4Scales } from "./matmul-k";
+import { hsum4 } from "./common";
 import { f16Table } from "./tile";
 
 const Q4_0: i32 = 2;
@@ -21,18 +23,21 @@ const Q5_0: i32 = 6;
 const Q5_1: i32 = 7;
 const Q8_0: i32 = 8;
 const IQ4_NL: i32 = 20;
+const Q4_K: i32 = 12;
+const Q6_K: i32 = 14;
 
 /**
  * The prepared row starts this far into the slot. Before it: [0, 32) takes dummy stores that pin
  * V8's instruction order (two rows, then the next two), [32, 80) holds constants the kernels load
  * (V8 would otherwise rebuild a vector constant in every loop iteration): i16 0x000f, u8 0x0f, the
- * IQ4_NL values, i16 0x00ff.
+ * IQ4_NL values, i16 0x00ff, u8 0x30.
  */
 const PREP: usize = 128;
 const C_M16: usize = 32;
 const C_M8: usize = 48;
 const C_KV: usize = 64;
 const C_MFF: usize = 80;
+const C_M30: usize = 96;
 
 /**
  * A Q8_0 (q81 false) or Q8_1 activation row at a (nb blocks) to dst: per block A0..A3 (i16x8 each,
@@ -176,6 +181,188 @@ function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
   }
 }
 
+// ---- K-quants (256-element super-blocks, Q8_K activations) ----
+// Prepared super-block (KSB bytes): for each group g of 16 elements (g = 0..15) the even elements
+// (lanes i = element 16g + 2i) at 32g and the odd ones at 32g + 16, as i16; then the Q8_K block
+// sums of pairs of groups (bsum[2p] + bsum[2p+1], i16x8) at 512 and the 16 block sums at 528.
+// d (f64) per super-block follows all super-blocks.
+
+const KSB: usize = 576;
+
+function prepK(a: usize, nbK: i32, dst: usize): void {
+  const dd = dst + <usize>nbK * KSB;
+  for (let B = 0; B < nbK; B++) {
+    const o = dst + <usize>B * KSB;
+    for (let g: usize = 0; g < 16; g++) {
+      const v = v128.load(a + 4 + (g << 4));
+      v128.store(o + (g << 5), i16x8.shr_s(i16x8.shl(v, 8), 8));
+      v128.store(o + (g << 5), i16x8.shr_s(v, 8), 16);
+    }
+    const b0 = v128.load(a, 260), b1 = v128.load(a, 276);
+    // pairwise sums of the 16 i16 sums (|sum| <= 4096: no overflow)
+    v128.store(o, i16x8.add(i16x8.shuffle(b0, b1, 0, 2, 4, 6, 8, 10, 12, 14), i16x8.shuffle(b0, b1, 1, 3, 5, 7, 9, 11, 13, 15)), 512);
+    v128.store(o, b0, 528);
+    v128.store(o, b1, 544);
+    store<f64>(dd + (<usize>B << 3), <f64>load<f32>(a));
+    a += 292;
+  }
+}
+
+/** Σ of nibble sub-block 2j (lo) of a Q4_K row: bytes 32j..32j+31 of qs, low nibbles */
+@inline function q4kLo(p: usize, j: i32, a: usize, m: v128): v128 {
+  const v0 = v128.load(p + <usize>(16 + 32 * j)), v1 = v128.load(p + <usize>(32 + 32 * j));
+  const g = a + <usize>(128 * j);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v0, m), v128.load(g)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v0, 8), m), v128.load(g, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(v1, m), v128.load(g, 32)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v1, 8), m), v128.load(g, 48))),
+  );
+}
+/** the high nibbles: sub-block 2j+1 */
+@inline function q4kHi(p: usize, j: i32, a: usize, m: v128): v128 {
+  const v0 = v128.load(p + <usize>(16 + 32 * j)), v1 = v128.load(p + <usize>(32 + 32 * j));
+  const g = a + <usize>(128 * j + 64);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v0, 4), m), v128.load(g)), i32x4.dot_i16x8_s(i16x8.shr_u(v0, 12), v128.load(g, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v1, 4), m), v128.load(g, 32)), i32x4.dot_i16x8_s(i16x8.shr_u(v1, 12), v128.load(g, 48))),
+  );
+}
+
+/**
+ * v, after storing it at c: V8 keeps loads in program order but schedules arithmetic as late as
+ * it can, so without stores in between, a row's 40 loads would all come first (and spill)
+ */
+@inline function fence(c: usize, v: v128): v128 {
+  v128.store(c, v);
+  return v;
+}
+
+/** Σ_j scale_j·Σ(sub-block j) of one Q4_K row as i32 partials (sm: k4Scales) */
+@inline function rowQ4_K(p: usize, sm: v128, a: usize, m: v128, c: usize): v128 {
+  const t0 = hsum4(fence(c, q4kLo(p, 0, a, m)), fence(c, q4kHi(p, 0, a, m)), fence(c, q4kLo(p, 1, a, m)), fence(c, q4kHi(p, 1, a, m)));
+  const t1 = hsum4(fence(c, q4kLo(p, 2, a, m)), fence(c, q4kHi(p, 2, a, m)), fence(c, q4kLo(p, 3, a, m)), fence(c, q4kHi(p, 3, a, m)));
+  const sc = i16x8.extend_low_i8x16_u(sm);
+  return i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_u(sc)), i32x4.mul(t1, i32x4.extend_high_i16x8_u(sc)));
+}
+
+/** the Q6_K bytes (6-bit values) of group k of a 16-byte slice: k = 0, 1 low nibbles of ql0 / ql1, 2, 3 high */
+@inline function q6kBytes(ql0: v128, ql1: v128, qh: v128, k: i32, m8: v128, m30: v128): v128 {
+  if (k == 0) return v128.or(v128.and(ql0, m8), v128.and(i16x8.shl(qh, 4), m30));
+  if (k == 1) return v128.or(v128.and(ql1, m8), v128.and(i16x8.shl(qh, 2), m30));
+  if (k == 2) return v128.or(v128.and(i16x8.shr_u(ql0, 4), m8), v128.and(qh, m30));
+  return v128.or(v128.and(i16x8.shr_u(ql1, 4), m8), v128.and(i16x8.shr_u(qh, 2), m30));
+}
+
+/** Σ of one 16-element group: bytes b (elements 2i | 2i+1 << 8, unsigned) with the prepared group at g */
+@inline function group16(b: v128, g: usize, mff: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.and(b, mff), v128.load(g)), i32x4.dot_i16x8_s(i16x8.shr_u(b, 8), v128.load(g, 16)));
+}
+
+/** the four groups 8h + 2k + u (k = 0..3) of a Q6_K row, slice (h, u) */
+@inline function q6kSlice(p: usize, h: i32, u: i32, a: usize, c: usize, k: i32): v128 {
+  const ql0 = v128.load(p + <usize>(64 * h + 16 * u));
+  const ql1 = v128.load(p + <usize>(64 * h + 32 + 16 * u));
+  const qh = v128.load(p + <usize>(128 + 32 * h + 16 * u));
+  return group16(q6kBytes(ql0, ql1, qh, k, v128.load(c, C_M8), v128.load(c, C_M30)), a + <usize>((8 * h + 2 * k + u) << 5), v128.load(c, C_MFF));
+}
+
+/** Σ_g sc_g·Σ(q·a over group g) - 32·Σ_g sc_g·bsum_g of one Q6_K row, as i32 partials */
+@inline function rowQ6_K(p: usize, a: usize, c: usize): v128 {
+  // groups in scale order g = 8h + 2k + u
+  const t0 = hsum4(fence(c, q6kSlice(p, 0, 0, a, c, 0)), fence(c, q6kSlice(p, 0, 1, a, c, 0)), fence(c, q6kSlice(p, 0, 0, a, c, 1)), fence(c, q6kSlice(p, 0, 1, a, c, 1)));
+  const t1 = hsum4(fence(c, q6kSlice(p, 0, 0, a, c, 2)), fence(c, q6kSlice(p, 0, 1, a, c, 2)), fence(c, q6kSlice(p, 0, 0, a, c, 3)), fence(c, q6kSlice(p, 0, 1, a, c, 3)));
+  const t2 = hsum4(fence(c, q6kSlice(p, 1, 0, a, c, 0)), fence(c, q6kSlice(p, 1, 1, a, c, 0)), fence(c, q6kSlice(p, 1, 0, a, c, 1)), fence(c, q6kSlice(p, 1, 1, a, c, 1)));
+  const t3 = hsum4(fence(c, q6kSlice(p, 1, 0, a, c, 2)), fence(c, q6kSlice(p, 1, 1, a, c, 2)), fence(c, q6kSlice(p, 1, 0, a, c, 3)), fence(c, q6kSlice(p, 1, 1, a, c, 3)));
+  const sv = v128.load(p, 192);
+  const s0 = i16x8.extend_low_i8x16_s(sv), s1 = i16x8.extend_high_i8x16_s(sv);
+  let v = i32x4.add(
+    i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_s(s0)), i32x4.mul(t1, i32x4.extend_high_i16x8_s(s0))),
+    i32x4.add(i32x4.mul(t2, i32x4.extend_low_i16x8_s(s1)), i32x4.mul(t3, i32x4.extend_high_i16x8_s(s1))),
+  );
+  const bias = i32x4.add(i32x4.dot_i16x8_s(s0, v128.load(a, 528)), i32x4.dot_i16x8_s(s1, v128.load(a, 544)));
+  return i32x4.sub(v, i32x4.shl(bias, 5));
+}
+
+function oneQ4_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+  const tab = f16Table();
+  const c = s - PREP;
+  const dd = s + <usize>nbK * KSB;
+  for (let r = r0; r < r1; r += 4) {
+    const nv = min(4, r1 - r);
+    let p0 = w + <usize>r * rb;
+    let p1 = nv > 1 ? p0 + rb : p0;
+    let p2 = nv > 2 ? p1 + rb : p1;
+    let p3 = nv > 3 ? p2 + rb : p2;
+    let acc01 = f64x2.splat(0);
+    let acc23 = f64x2.splat(0);
+    let a = s;
+    for (let B = 0; B < nbK; B++) {
+      const m = v128.load(c, C_M16);
+      const bs2 = v128.load(a, 512);
+      // one row at a time; a store after each keeps V8 from interleaving (and spilling) rows
+      const sm0 = k4Scales(p0);
+      const v0 = rowQ4_K(p0, sm0, a, m, c);
+      v128.store(c, v0);
+      const sm1 = k4Scales(p1);
+      const v1 = rowQ4_K(p1, sm1, a, m, c);
+      v128.store(c, v1, 16);
+      const sm2 = k4Scales(p2);
+      const v2 = rowQ4_K(p2, sm2, a, m, c);
+      v128.store(c, v2);
+      const sm3 = k4Scales(p3);
+      const v3 = rowQ4_K(p3, sm3, a, m, c);
+      v128.store(c, v3, 16);
+      const isum = hsum4(v0, v1, v2, v3);
+      // Σ_g bsum_g·min_(g/2) = Σ_p (bsum_2p + bsum_2p+1)·min_p
+      const msum = hsum4(
+        i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(sm0), bs2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(sm1), bs2),
+        i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(sm2), bs2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(sm3), bs2),
+      );
+      const d8 = v128.load64_splat(dd + (<usize>B << 3));
+      const dw = scales4(tab, p0, p1, p2, p3, 0);
+      const dm = scales4(tab, p0, p1, p2, p3, 2);
+      // sum += d·d8·isum - dmin·d8·msum
+      acc01 = f64x2.add(acc01, f64x2.sub(f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)), f64x2.mul(f64x2.mul(lo64(dm), d8), ilo64(msum))));
+      acc23 = f64x2.add(acc23, f64x2.sub(f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)), f64x2.mul(f64x2.mul(hi64(dm), d8), ihi64(msum))));
+      p0 += 144; p1 += 144; p2 += 144; p3 += 144; a += KSB;
+    }
+    store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
+  }
+}
+
+function oneQ6_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+  const tab = f16Table();
+  const c = s - PREP;
+  const dd = s + <usize>nbK * KSB;
+  for (let r = r0; r < r1; r += 4) {
+    const nv = min(4, r1 - r);
+    let p0 = w + <usize>r * rb;
+    let p1 = nv > 1 ? p0 + rb : p0;
+    let p2 = nv > 2 ? p1 + rb : p1;
+    let p3 = nv > 3 ? p2 + rb : p2;
+    let acc01 = f64x2.splat(0);
+    let acc23 = f64x2.splat(0);
+    let a = s;
+    for (let B = 0; B < nbK; B++) {
+      const v0 = rowQ6_K(p0, a, c);
+      v128.store(c, v0);
+      const v1 = rowQ6_K(p1, a, c);
+      v128.store(c, v1, 16);
+      const v2 = rowQ6_K(p2, a, c);
+      v128.store(c, v2);
+      const v3 = rowQ6_K(p3, a, c);
+      v128.store(c, v3, 16);
+      const isum = hsum4(v0, v1, v2, v3);
+      const d8 = v128.load64_splat(dd + (<usize>B << 3));
+      const dw = scales4(tab, p0, p1, p2, p3, 208);
+      // sum += d·d8·isum
+      acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
+      acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
+      p0 += 210; p1 += 210; p2 += 210; p3 += 210; a += KSB;
+    }
+    store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
+  }
+}
+
 /**
  * out[r] = W row r . the activation row at act, rows [r0, r1), using scratch slot `slot` (with
  * oneBytes(type, nIn) bytes). Returns false (nothing written) for a type without a kernel here.
@@ -193,6 +380,16 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
       v128.store(slot, i16x8.splat(0xff), C_MFF);
       break;
     }
+    case Q4_K: case Q6_K: {
+      prepK(act, nIn >> 8, s);
+      v128.store(slot, i16x8.splat(15), C_M16);
+      v128.store(slot, i8x16.splat(15), C_M8);
+      v128.store(slot, i16x8.splat(0xff), C_MFF);
+      v128.store(slot, i8x16.splat(0x30), C_M30);
+      if (type == Q4_K) oneQ4_K(w, rb, nIn >> 8, r0, r1, s, out);
+      else oneQ6_K(w, rb, nIn >> 8, r0, r1, s, out);
+      return true;
+    }
     default: return false;
   }
   switch (type) {
@@ -208,5 +405,6 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
 
 /** bytes matmulOne needs in its slot for a row of nIn */
 export function oneBytes(type: i32, nIn: i32): usize {
+  if (type == Q4_K || type == Q6_K) return PREP + <usize>(nIn >> 8) * (KSB + 8);
   return PREP + (<usize>(nIn >> 5) << 6) + (<usize>(nIn >> 5) << 4);
 }

@@ -110,6 +110,30 @@ function writeJson(file: string, obj: unknown): void {
 
 const cacheDirOf = (out: string) => out.replace(/\.json$/i, "") + ".cache";
 
+/**
+ * Progress with ETA: the shared one-line display on a terminal; elsewhere (a log file, CI) a line
+ * at every tenth of the work, since the evaluation advances in batches that skip the exact tenths.
+ */
+class EvalProgress {
+  private bar: Progress | undefined;
+  private readonly t0 = performance.now();
+  private lastTenth = -1;
+  constructor(private readonly label: string, private readonly stream = process.stderr) {}
+
+  update(done: number, total: number, extra: string): void {
+    if (this.stream.isTTY) {
+      (this.bar ??= new Progress(this.label, Math.max(1, total), this.stream)).update(done, extra);
+      return;
+    }
+    const tenth = total > 0 ? Math.floor((10 * done) / total) : 10;
+    if (tenth === this.lastTenth) return;
+    this.lastTenth = tenth;
+    const el = (performance.now() - this.t0) / 1000;
+    const eta = done > 0 && done < total ? `, ${((el / done) * (total - done)).toFixed(1)} s left` : "";
+    this.stream.write(`${this.label} ${String(total ? Math.floor((100 * done) / total) : 100).padStart(3)}% ${done}/${total} | ${el.toFixed(1)} s${eta} | ${extra}\n`);
+  }
+}
+
 /** A folder that has the split directly, or exactly one subfolder that has it (shared/data/mmlu/{original-2020,current}). */
 function locateSplitDir(bench: Bench, dir: string, split: string): string {
   if (!existsSync(dir) || existsSync(join(dir, split))) return dir;
@@ -157,11 +181,11 @@ async function mcq(bench: Bench, values: Values): Promise<void> {
   const out = (values["out"] as string | undefined) ?? join("cmx-eval", `${resultName(bench, split, shots, template, mode)}.json`);
   const cacheDir = values["no-cache"] ? null : cacheDirOf(out);
   process.stderr.write(`eval ${bench}: ${backend.label}, ${data.dir} ${split}, ${shots}-shot, template ${template}, ${mode === "generate" ? "generate + regex extraction" : mode === "seed-scores" ? "seed's processed scores" : "letter logits"}\n`);
-  let prog: Progress | undefined;
+  const prog = new EvalProgress(`eval ${bench}`);
   const report = await runMcq({
     data, shots, template, mode, ...(subjects ? { subjects } : {}), ...(limit ? { limit } : {}), fit: !!values["fit"],
     cacheDir, backend, log: (l) => process.stderr.write(l + "\n"),
-    onProgress: (done, total, subject) => { (prog ??= new Progress(`eval ${bench}`, Math.max(1, total))).update(done, subject); },
+    onProgress: (done, total, subject) => prog.update(done, total, subject),
   });
   backend.close();
   const title = `${bench} ${split}, ${shots}-shot, template ${template}, ${mode}${limit ? `, first ${limit} per subject` : ""} - ${backend.label}`;
@@ -205,11 +229,11 @@ async function longbench(values: Values): Promise<void> {
   }
   const out = (values["out"] as string | undefined) ?? join("cmx-eval", `longbench-${maxLength}${values["sample"] ? "-sample" : ""}.json`);
   process.stderr.write(`eval longbench: ${backend.label}, tasks ${tasks.join(", ")}, max length ${maxLength}, ${values["sample"] ? "the seed's sampling" : "greedy"}\n`);
-  let prog: Progress | undefined;
+  const prog = new EvalProgress("eval longbench");
   const report = await runLongBench({
     data, tasks, backend, tokenizer, maxLength, sampling, ...(limit ? { limit } : {}),
     cacheDir: values["no-cache"] ? null : cacheDirOf(out), log: (l) => process.stderr.write(l + "\n"),
-    onProgress: (done, total, task) => { (prog ??= new Progress("eval longbench", Math.max(1, total))).update(done, task); },
+    onProgress: (done, total, task) => prog.update(done, total, task),
   });
   backend.close();
   process.stdout.write("\n" + formatLongBenchTable(report, `LongBench, max length ${maxLength}${limit ? `, first ${limit} per task` : ""} - ${backend.label}`));

@@ -4,6 +4,9 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../model/default-model.js";
 import { loadModel, type LoadedModel } from "../model/load.js";
 import { startServer, type RunningServer } from "./server.js";
 import { readSse, testModelPath } from "./testing.js";
@@ -298,4 +301,24 @@ test("GET /metrics: Prometheus text with requests, tokens, queue, TTFT, tokens/s
     assert.match(m, new RegExp(`^${name}`, "m"), name);
   }
   assert.ok(Number(/^cmx_generated_tokens_total (\d+)/m.exec(m)![1]) > 0);
+});
+
+test("cmx serve: binds loopback, prints the URL when ready, stops on SIGTERM", async () => {
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", "cli", "main.js"), "serve", "-m", testModelPath(), "--port", "0", "-t", "1", "-c", "128", "--parallel", "1", "--quiet"], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "", err = "";
+      child.stdout.on("data", (d: Buffer) => { out += d; const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]!); });
+      child.stderr.on("data", (d: Buffer) => { err += d; });
+      child.once("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
+    });
+    const h = (await (await fetch(`${url}/health`)).json()) as { status: string };
+    assert.equal(h.status, "ok");
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  }
 });

@@ -22,6 +22,8 @@ export interface ExpertCacheStats {
   bytesRead: number;
   /** bytes of all slots */
   slotBytes: number;
+  /** background page-cache reads started for predicted experts */
+  prefetched: number;
 }
 
 type Part = "gate" | "up" | "down";
@@ -38,6 +40,8 @@ export class ExpertCache {
   /** slot indices, least recently used first */
   private lru: number[] = [];
   readonly stats: ExpertCacheStats;
+  /** per layer, the experts the previous token chose: the guess for the next token */
+  private last: number[][] = [];
 
   constructor(
     private reader: GgufReader,
@@ -55,7 +59,27 @@ export class ExpertCache {
       });
       this.lru.push(i);
     }
-    this.stats = { slots: nSlots, hits: 0, misses: 0, bytesRead: 0, slotBytes: nSlots * (size("gate") + size("up") + size("down")) };
+    this.stats = { slots: nSlots, hits: 0, misses: 0, bytesRead: 0, slotBytes: nSlots * (size("gate") + size("up") + size("down")), prefetched: 0 };
+  }
+
+  /**
+   * The router of layer `layer` chose `experts` (for the current token or batch): remember them,
+   * and prefetch what the next layer will likely need: the experts the previous token used there
+   * that are not resident are brought into the OS page cache in the background while this layer
+   * computes, so their reads do not wait for the disk.
+   */
+  routed(layer: number, experts: ArrayLike<number>): void {
+    this.last[layer] = Array.from(new Set(Array.from(experts)));
+    const next = layer + 1;
+    const guess = this.last[next];
+    if (!guess || next >= this.sources.length) return;
+    for (const e of guess) {
+      if (this.where.has(next * this.nExpert + e)) continue;
+      for (const p of ["gate", "up", "down"] as Part[]) {
+        const src = this.sources[next]![p][e]!;
+        if (this.reader.warm(src.tensor, src.offset, src.bytes)) this.stats.prefetched++;
+      }
+    }
   }
 
   /** The storage of one expert's matrix, loading the expert (all three matrices) on a miss. */

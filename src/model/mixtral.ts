@@ -184,6 +184,7 @@ export class Mixtral {
     trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
     trace?.(`ffn_moe_topk-${l}`, r.experts, n, K);
     trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
+    m.weights.experts?.routed(l, r.experts);
     // expert outputs per (token, slot), summed in slot order as llama.cpp does
     const slotOut = new Float32Array(n * K * E);
     const act = be.quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);

@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<void> {
     if (ex) {
       const n = ex.hits + ex.misses;
       process.stderr.write(`experts on demand: ${ex.slots} slots (${(ex.slotBytes / 2 ** 20).toFixed(1)} MiB), hit rate ${(100 * ex.hits / Math.max(1, n)).toFixed(1)}%, ` +
-        `${(ex.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(ex.bytesRead / 2 ** 20 / Math.max(1, r.promptTokens + r.tokens.length)).toFixed(2)} MiB per token\n`);
+        `${(ex.bytesRead / 2 ** 20).toFixed(1)} MiB read, ${(ex.bytesRead / 2 ** 20 / Math.max(1, r.promptTokens + r.tokens.length)).toFixed(2)} MiB per token, ${ex.prefetched} prefetch reads\n`);
     }
   }
 }

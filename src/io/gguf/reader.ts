@@ -4,7 +4,7 @@
  * file size before anything is allocated, so a hostile file gives a FormatError, never a crash,
  * hang or out-of-memory.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, read, readSync } from "node:fs";
 import { basename } from "node:path";
 import { FormatError, UnsupportedError } from "../../errors.js";
 import { blockFormat, typeName, type GgmlType } from "../../quant/format.js";
@@ -291,6 +291,37 @@ export class GgufReader {
 
   tensor(name: string): GgufTensorInfo | undefined {
     return this.byName.get(name);
+  }
+
+  private warming = 0;
+  private warmBuf?: Uint8Array;
+
+  /**
+   * Ask the OS to bring a tensor's byte range into its page cache without waiting: a background
+   * read (libuv's thread pool) into a throwaway buffer, so that a later readTensorBytes of the same
+   * range is served from memory. At most `maxInFlight` such reads run at once; returns whether
+   * this one was started.
+   */
+  warm(t: GgufTensorInfo, offset: number, length: number, maxInFlight = 4): boolean {
+    if (this.fd < 0 || this.warming >= maxInFlight || offset < 0 || offset + length > t.nBytes) return false;
+    this.warmBuf ??= new Uint8Array(1 << 20);
+    const buf = this.warmBuf;
+    const fd = this.fd;
+    let pos = this.info.dataOffset + t.offset + offset;
+    let left = length;
+    this.warming++;
+    const step = (): void => {
+      if (left <= 0 || this.fd !== fd) { this.warming--; return; }
+      const n = Math.min(left, buf.length);
+      read(fd, buf, 0, n, pos, (err, got) => {
+        if (err || got === 0) { this.warming--; return; }
+        pos += got;
+        left -= got;
+        step();
+      });
+    };
+    step();
+    return true;
   }
 
   /** Read `length` bytes at `offset` within a tensor's data into a new (or given) buffer. */

@@ -43,7 +43,7 @@ export class TokenTable {
       }
       this.bytes[id] = b;
       this.bin[id] = b === null ? null : String.fromCharCode(...b);
-      this.texts[id] = b === null ? piece : new TextDecoder("utf-8").decode(b);
+      this.texts[id] = b === null ? piece : new TextDecoder("utf-8", { ignoreBOM: true }).decode(b);
     }
   }
 

@@ -8,7 +8,7 @@ import { dot4IQ4_NL, dot4Q4_0, dot4Q4_1, dot4Q5_0, dot4Q5_1, dot4Q8_0 } from "./
 import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
 import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
 import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
-import { matmulOne, oneBytes } from "./one";
+import { matmulFew, matmulOne, oneBytes } from "./one";
 
 // ggml type ids (src/quant/format.ts)
 export const F32: i32 = 0;
@@ -71,12 +71,23 @@ export function matmul(
   if (bs == 0) return -1;
   const nb = nIn / bs;
   const rb = <usize>rowBytes;
-  // with a scratch slot: several tokens go to the register-tiled kernels (tile.ts), which take all
-  // but a last odd token, single tokens to the one-token kernels of one.ts
+  // with a scratch slot: eight tokens or more go to the register-tiled kernels (tile.ts) in chunks
+  // of up to 16, the rest to the few-token and one-token kernels (one.ts) where the type has them;
+  // whatever remains runs through the four-row kernels below
   let done = 0;
   const slot = claimSlot();
   if (slot != 0) {
-    done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride);
+    // below a handful of tokens (per type, measured) the few-token and one-token kernels are faster
+    // where there are some: the tiled kernels' fixed cost per weight row is then too large a share
+    const minTok = type == Q5_K || type == Q3_K || type == Q2_K ? 2 : type == Q6_K ? 5 : type == Q4_K ? 6 : 8;
+    done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
+    // 2..4 tokens at a time: weights unpacked once for all of them (32-element block types)
+    while (nTok - done >= 2) {
+      const n = min(4, nTok - done);
+      if (!matmulFew(slot, type, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes, actRowBytes, n,
+        out + ((<usize>done * <usize>outStride) << 2), outStride)) break;
+      done += n;
+    }
     if (oneBytes(type, nIn) <= slotBytes()) {
       while (done < nTok && matmulOne(slot, type, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes,
         out + ((<usize>done * <usize>outStride) << 2))) done++;

@@ -642,9 +642,9 @@ function runK(G: i32, hasMin: bool, type: i32, w: usize, rb: usize, tb: usize, n
  */
 export function matmulTiled(
   slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
-  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32,
+  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
 ): i32 {
-  if (nTok < 2 || r1 <= r0) return 0;
+  if (nTok < minTok || nTok < 2 || r1 <= r0) return 0;
   let fam = 0;
   let tb: usize = 0;
   switch (type) {
@@ -672,7 +672,7 @@ export function matmulTiled(
   const zero = slot + ZERO;
   const side = slot + HDR;
   let t0 = 0;
-  while (nTok - t0 >= 2) {
+  while (nTok - t0 >= minTok && nTok - t0 >= 2) {
     const rem = nTok - t0;
     let G = (rem + 3) >> 2;
     if (G > gmax) G = gmax;

@@ -105,7 +105,7 @@ export const ROPE_NEOX = 2;
  * run a matmul at the same time (a call that finds no free slot runs the plain kernels, same
  * results), each big enough for 16 tokens of 14336-element activations widened to i16.
  */
-export const MATMUL_SLOT_BYTES = 512 << 10;
+export const MATMUL_SLOT_BYTES = 640 << 10;
 export const MATMUL_SLOTS = Math.min(64, Math.max(4, availableParallelism() + 2));
 
 function alignUp(x: number, a: number): number {

@@ -146,8 +146,8 @@ export function releaseSlot(slot: usize): void {
 
 /**
  * Group g (of G) of a token chunk: tokens t0 .. t0+nv-1 (nv <= 4; absent lanes read zeros).
- * fam 0: Q8_0 rows (side: d as f32x4), 1: Q8_1 (d, then s), 2: Q8_K (d, then the block sums as
- * 8 pair vectors).
+ * fam 0: Q8_0 rows (side: d as 2 f64x2), 1: Q8_1 (d, then s), 2: Q8_K (d as f32x4, then the block
+ * sums as 8 pair vectors).
  */
 function prepGroup(fam: i32, act: usize, arb: usize, t0: i32, nv: i32, nIn: i32, G: i32, g: i32, a4: usize, side: usize, zero: usize): void {
   const p0 = act + <usize>t0 * arb;
@@ -180,18 +180,29 @@ function prepGroup(fam: i32, act: usize, arb: usize, t0: i32, nv: i32, nIn: i32,
   } else {
     const nb = nIn >> 5;
     const qo: usize = fam == 1 ? 4 : 2;
-    const sb: usize = fam == 1 ? 32 : 16;
+    const sb: usize = fam == 1 ? 64 : 32;
     for (let b = 0; b < nb; b++) {
       const bg = <usize>b * gu + gi;
       prepBlock(q0 + qo, q1 + qo, q2 + qo, q3 + qo, a4 + (bg << 8));
-      v128.store(side + bg * sb, halves4(q0, q1, q2, q3, 0));
-      if (fam == 1) v128.store(side + bg * sb, halves4(q0, q1, q2, q3, 2), 16);
+      const d = halves4(q0, q1, q2, q3, 0);
+      v128.store(side + bg * sb, f64x2.promote_low_f32x4(d));
+      v128.store(side + bg * sb, f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 2, 3)), 16);
+      if (fam == 1) {
+        const m = halves4(q0, q1, q2, q3, 2);
+        v128.store(side + bg * sb, f64x2.promote_low_f32x4(m), 32);
+        v128.store(side + bg * sb, f64x2.promote_low_f32x4(i32x4.shuffle(m, m, 2, 3, 2, 3)), 48);
+      }
       q0 += bytes; q1 += i1; q2 += i2; q3 += i3;
     }
   }
 }
 
 // ---- weights: one row's blocks unpacked to i16 (offset and sub-block scales applied) ----
+
+/** the f16 at byte off of p as f32, from the table */
+@inline function h2f(p: usize, off: usize = 0): f32 {
+  return load<f32>(f16Table() + (<usize>load<u16>(p + off) << 2));
+}
 
 /** elements 0..15 (lo) and 16..31 (hi) of a block, i8 values, stored widened at o */
 @inline function store32(o: usize, lo: v128, hi: v128): void {
@@ -208,7 +219,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
     case Q8_0: {
       for (let s = 0; s < n; s++) {
         store32(dst + (<usize>s << 6), v128.load(p, 2), v128.load(p, 18));
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p)), 512);
+        store<f32>(dst + (<usize>s << 2), h2f(p), 512);
         p += 34;
       }
       break;
@@ -218,7 +229,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
       for (let s = 0; s < n; s++) {
         const q = v128.load(p, 2);
         store32(dst + (<usize>s << 6), i8x16.sub(v128.and(q, m4), b8), i8x16.sub(i8x16.shr_u(q, 4), b8));
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p)), 512);
+        store<f32>(dst + (<usize>s << 2), h2f(p), 512);
         p += 18;
       }
       break;
@@ -228,7 +239,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
       for (let s = 0; s < n; s++) {
         const q = v128.load(p, 2);
         store32(dst + (<usize>s << 6), i8x16.swizzle(kv, v128.and(q, m4)), i8x16.swizzle(kv, i8x16.shr_u(q, 4)));
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p)), 512);
+        store<f32>(dst + (<usize>s << 2), h2f(p), 512);
         p += 18;
       }
       break;
@@ -241,7 +252,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         const lo = v128.or(v128.and(q, m4), v128.and(qhMaskLo(qh), b16));
         const hi = v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16));
         store32(dst + (<usize>s << 6), i8x16.sub(lo, b16), i8x16.sub(hi, b16));
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p)), 512);
+        store<f32>(dst + (<usize>s << 2), h2f(p), 512);
         p += 22;
       }
       break;
@@ -250,8 +261,8 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
       for (let s = 0; s < n; s++) {
         const q = v128.load(p, 4);
         store32(dst + (<usize>s << 6), v128.and(q, m4), i8x16.shr_u(q, 4));
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p)), 512);
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p, 2)), 544);
+        store<f32>(dst + (<usize>s << 2), h2f(p), 512);
+        store<f32>(dst + (<usize>s << 2), h2f(p, 2), 544);
         p += 20;
       }
       break;
@@ -264,8 +275,8 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         const lo = v128.or(v128.and(q, m4), v128.and(qhMaskLo(qh), b16));
         const hi = v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16));
         store32(dst + (<usize>s << 6), lo, hi);
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p)), 512);
-        store<f32>(dst + (<usize>s << 2), f16ToF32(load<u16>(p, 2)), 544);
+        store<f32>(dst + (<usize>s << 2), h2f(p), 512);
+        store<f32>(dst + (<usize>s << 2), h2f(p, 2), 544);
         p += 24;
       }
       break;
@@ -309,8 +320,8 @@ function unpackK(type: i32, p: usize, dst: usize): void {
         store16u(o + 64, i8x16.shr_u(v0, 4), s1);
         store16u(o + 96, i8x16.shr_u(v1, 4), s1);
       }
-      store<f32>(dst, f16ToF32(load<u16>(p)), 512);
-      store<f32>(dst, f16ToF32(load<u16>(p, 2)), 516);
+      store<f32>(dst, h2f(p), 512);
+      store<f32>(dst, h2f(p, 2), 516);
       v128.store(dst, i16x8.shuffle(mn, mn, 0, 0, 1, 1, 2, 2, 3, 3), 528);
       v128.store(dst, i16x8.shuffle(mn, mn, 4, 4, 5, 5, 6, 6, 7, 7), 544);
       break;
@@ -334,8 +345,8 @@ function unpackK(type: i32, p: usize, dst: usize): void {
         store16u(o + 64, v128.or(i8x16.shr_u(v0, 4), v128.and(i8x16.eq(v128.and(h0, u2), u2), b16)), s1);
         store16u(o + 96, v128.or(i8x16.shr_u(v1, 4), v128.and(i8x16.eq(v128.and(h1, u2), u2), b16)), s1);
       }
-      store<f32>(dst, f16ToF32(load<u16>(p)), 512);
-      store<f32>(dst, f16ToF32(load<u16>(p, 2)), 516);
+      store<f32>(dst, h2f(p), 512);
+      store<f32>(dst, h2f(p, 2), 516);
       v128.store(dst, i16x8.shuffle(mn, mn, 0, 0, 1, 1, 2, 2, 3, 3), 528);
       v128.store(dst, i16x8.shuffle(mn, mn, 4, 4, 5, 5, 6, 6, 7, 7), 544);
       break;
@@ -359,7 +370,7 @@ function unpackK(type: i32, p: usize, dst: usize): void {
           store16s(o + 32, i8x16.sub(v1, b32), splat16(sc, 2 * k + 1));
         }
       }
-      store<f32>(dst, f16ToF32(load<u16>(p, 208)), 512);
+      store<f32>(dst, h2f(p, 208), 512);
       break;
     }
     case Q3_K: {
@@ -380,7 +391,7 @@ function unpackK(type: i32, p: usize, dst: usize): void {
           store16s(o + 32, i8x16.sub(v1, b4), splat16(sc, 2 * j + 1));
         }
       }
-      store<f32>(dst, f16ToF32(load<u16>(p, 108)), 512);
+      store<f32>(dst, h2f(p, 108), 512);
       break;
     }
     case Q2_K: {
@@ -398,8 +409,8 @@ function unpackK(type: i32, p: usize, dst: usize): void {
           store16u(o + 32, v128.and(i8x16.shr_u(qs1, 2 * j), m3), splat16(sc, 2 * j + 1));
         }
       }
-      store<f32>(dst, f16ToF32(load<u16>(p, 80)), 512);
-      store<f32>(dst, f16ToF32(load<u16>(p, 82)), 516);
+      store<f32>(dst, h2f(p, 80), 512);
+      store<f32>(dst, h2f(p, 82), 516);
       v128.store(dst, i16x8.extend_low_i8x16_u(mnv), 528);
       v128.store(dst, i16x8.extend_high_i8x16_u(mnv), 544);
       break;
@@ -409,15 +420,14 @@ function unpackK(type: i32, p: usize, dst: usize): void {
 
 // ---- the tile: 2 rows x G groups of 4 tokens ----
 
-/** acc[0..3] (f64, four tokens at acc) += Σ (d_w·d_a) [+ m_w·s_a] per lane, 32-element blocks */
-@inline function float32(acc: usize, c: v128, dw: f32, sd: usize, q81: bool, mw: f32): void {
-  const s = f32x4.mul(f32x4.splat(dw), v128.load(sd)); // f16·f16: exact in f32
-  let lo = f64x2.mul(f64x2.convert_low_i32x4_s(c), f64x2.promote_low_f32x4(s));
-  let hi = f64x2.mul(f64x2.convert_low_i32x4_s(i32x4.shuffle(c, c, 2, 3, 2, 3)), f64x2.promote_low_f32x4(i32x4.shuffle(s, s, 2, 3, 2, 3)));
+/** acc[0..3] (f64, four tokens at acc) += isum·(d_w·d_a) [+ m_w·s_a] per lane, 32-element blocks (dw, mw: f64x2 splats) */
+@inline function float32(acc: usize, c: v128, dw: v128, sd: usize, q81: bool, mw: v128): void {
+  // f16·f16 products: exact in f64, as in the reference
+  let lo = f64x2.mul(f64x2.convert_low_i32x4_s(c), f64x2.mul(dw, v128.load(sd)));
+  let hi = f64x2.mul(f64x2.convert_low_i32x4_s(i32x4.shuffle(c, c, 2, 3, 2, 3)), f64x2.mul(dw, v128.load(sd, 16)));
   if (q81) {
-    const m = f32x4.mul(f32x4.splat(mw), v128.load(sd, 16));
-    lo = f64x2.add(lo, f64x2.promote_low_f32x4(m));
-    hi = f64x2.add(hi, f64x2.promote_low_f32x4(i32x4.shuffle(m, m, 2, 3, 2, 3)));
+    lo = f64x2.add(lo, f64x2.mul(mw, v128.load(sd, 32)));
+    hi = f64x2.add(hi, f64x2.mul(mw, v128.load(sd, 48)));
   }
   v128.store(acc, f64x2.add(v128.load(acc), lo));
   v128.store(acc, f64x2.add(v128.load(acc, 16), hi), 16);
@@ -465,7 +475,7 @@ function unpackK(type: i32, p: usize, dst: usize): void {
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   const ws0 = slot + WS, ws1 = ws0 + WROW;
   const acc = slot + ACC;
-  const sb: usize = q81 ? 32 : 16;
+  const sb: usize = q81 ? 64 : 32;
   const gu = <usize>G;
   for (let r = r0; r < r1; r += 2) {
     const nr = min(2, r1 - r);
@@ -505,8 +515,8 @@ function unpackK(type: i32, p: usize, dst: usize): void {
         }
         const sd = side + <usize>b * gu * sb;
         const so = <usize>s << 2;
-        const dw0 = load<f32>(ws0 + so, 512), dw1 = load<f32>(ws1 + so, 512);
-        const mw0 = q81 ? load<f32>(ws0 + so, 544) : 0, mw1 = q81 ? load<f32>(ws1 + so, 544) : 0;
+        const dw0 = f64x2.splat(<f64>load<f32>(ws0 + so, 512)), dw1 = f64x2.splat(<f64>load<f32>(ws1 + so, 512));
+        const mw0 = q81 ? f64x2.splat(<f64>load<f32>(ws0 + so, 544)) : dw0, mw1 = q81 ? f64x2.splat(<f64>load<f32>(ws1 + so, 544)) : dw1;
         float32(acc, c00, dw0, sd, q81, mw0);
         float32(acc + 128, c10, dw1, sd, q81, mw1);
         if (G > 1) { float32(acc + 32, c01, dw0, sd + sb, q81, mw0); float32(acc + 160, c11, dw1, sd + sb, q81, mw1); }
@@ -662,7 +672,7 @@ export function matmulTiled(
   }
   const nb = nIn >> 5;
   const nsb = fam == 2 ? nIn >> 8 : nb;
-  const sb: usize = fam == 0 ? 16 : fam == 1 ? 32 : 144;
+  const sb: usize = fam == 0 ? 32 : fam == 1 ? 64 : 144;
   const per = <usize>nsb * sb + <usize>nb * 256;
   let gmax = <i32>((slotBytes() - HDR - 64) / per);
   if (gmax > 4) gmax = 4;

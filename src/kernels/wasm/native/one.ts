@@ -24,13 +24,14 @@ const Q5_1: i32 = 7;
 const Q8_0: i32 = 8;
 const IQ4_NL: i32 = 20;
 const Q4_K: i32 = 12;
+const Q5_K: i32 = 13;
 const Q6_K: i32 = 14;
 
 /**
  * The prepared rows start this far into the slot. Before them: [0, 32) takes dummy stores that pin
  * V8's instruction order (two rows, then the next two), [32, 112) holds constants the kernels load
  * (V8 would otherwise rebuild a vector constant in every loop iteration): i16 0x000f, u8 0x0f, the
- * IQ4_NL values, i16 0x00ff, u8 0x30; [128, 512) is multi32's per-block scratch.
+ * IQ4_NL values, i16 0x00ff, u8 0x30, u8 0x10; [128, 512) is multi32's per-block scratch.
  */
 const PREP: usize = 512;
 /** multi32: the four rows' sums per token, then the tokens' f64 accumulators */
@@ -41,6 +42,7 @@ const C_M8: usize = 48;
 const C_KV: usize = 64;
 const C_MFF: usize = 80;
 const C_M30: usize = 96;
+const C_M10: usize = 112;
 
 /**
  * A Q8_0 (q81 false) or Q8_1 activation row at a (nb blocks) to dst: per block A0..A3 (i16x8 each,
@@ -350,6 +352,7 @@ function consts(slot: usize): void {
   v128.store(slot, i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113), C_KV);
   v128.store(slot, i16x8.splat(0xff), C_MFF);
   v128.store(slot, i8x16.splat(0x30), C_M30);
+  v128.store(slot, i8x16.splat(0x10), C_M10);
 }
 
 // ---- K-quants (256-element super-blocks, Q8_K activations) ----
@@ -415,6 +418,33 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   return i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_u(sc)), i32x4.mul(t1, i32x4.extend_high_i16x8_u(sc)));
 }
 
+/** Σ of sub-block 2j + hi of a Q5_K row: nibbles of qs bytes 32j.., fifth bits from qh (j, hi constants) */
+@inline function q5kSub(p: usize, j: i32, hi: bool, a: usize, c: usize): v128 {
+  const m8 = v128.load(c, C_M8), b10 = v128.load(c, C_M10), mff = v128.load(c, C_MFF);
+  const g = a + <usize>(128 * j + (hi ? 64 : 0));
+  let sum = i32x4.splat(0);
+  for (let u = 0; u < 2; u++) {
+    const v = v128.load(p + <usize>(48 + 32 * j + 16 * u));
+    const h = v128.load(p + <usize>(16 + 16 * u));
+    // qh bit 2j (lo) or 2j+1 (hi) of each byte moved to bit 4 (one i16 shift; the mask drops what
+    // crosses bytes)
+    const k = hi ? 2 * j + 1 : 2 * j;
+    const hb = v128.and(k <= 4 ? i16x8.shl(h, 4 - k) : i16x8.shr_u(h, k - 4), b10);
+    const x = v128.or(v128.and(hi ? i16x8.shr_u(v, 4) : v, m8), hb);
+    const gu = g + <usize>(32 * u);
+    sum = i32x4.add(sum, i32x4.add(i32x4.dot_i16x8_s(v128.and(x, mff), v128.load(gu)), i32x4.dot_i16x8_s(i16x8.shr_u(x, 8), v128.load(gu, 16))));
+  }
+  return sum;
+}
+
+/** Σ_j scale_j·Σ(sub-block j) of one Q5_K row as i32 partials (sm: k4Scales) */
+@inline function rowQ5_K(p: usize, sm: v128, a: usize, c: usize): v128 {
+  const t0 = hsum4(fence(c, q5kSub(p, 0, false, a, c)), fence(c, q5kSub(p, 0, true, a, c)), fence(c, q5kSub(p, 1, false, a, c)), fence(c, q5kSub(p, 1, true, a, c)));
+  const t1 = hsum4(fence(c, q5kSub(p, 2, false, a, c)), fence(c, q5kSub(p, 2, true, a, c)), fence(c, q5kSub(p, 3, false, a, c)), fence(c, q5kSub(p, 3, true, a, c)));
+  const sc = i16x8.extend_low_i8x16_u(sm);
+  return i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_u(sc)), i32x4.mul(t1, i32x4.extend_high_i16x8_u(sc)));
+}
+
 /** the Q6_K bytes (6-bit values) of group k of a 16-byte slice: k = 0, 1 low nibbles of ql0 / ql1, 2, 3 high */
 @inline function q6kBytes(ql0: v128, ql1: v128, qh: v128, k: i32, m8: v128, m30: v128): v128 {
   if (k == 0) return v128.or(v128.and(ql0, m8), v128.and(i16x8.shl(qh, 4), m30));
@@ -453,7 +483,9 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   return i32x4.sub(v, i32x4.shl(bias, 5));
 }
 
-function oneQ4_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+/** Q4_K and Q5_K (kind), one token */
+@inline function oneK4(kind: i32, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+  const tb: usize = kind == Q4_K ? 144 : 176;
   const tab = f16Table();
   const c = s - PREP;
   const dd = s + <usize>nbK * KSB;
@@ -471,16 +503,16 @@ function oneQ4_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out:
       const bs2 = v128.load(a, 512);
       // one row at a time; a store after each keeps V8 from interleaving (and spilling) rows
       const sm0 = k4Scales(p0);
-      const v0 = rowQ4_K(p0, sm0, a, m, c);
+      const v0 = (kind == Q4_K ? rowQ4_K(p0, sm0, a, m, c) : rowQ5_K(p0, sm0, a, c));
       v128.store(c, v0);
       const sm1 = k4Scales(p1);
-      const v1 = rowQ4_K(p1, sm1, a, m, c);
+      const v1 = (kind == Q4_K ? rowQ4_K(p1, sm1, a, m, c) : rowQ5_K(p1, sm1, a, c));
       v128.store(c, v1, 16);
       const sm2 = k4Scales(p2);
-      const v2 = rowQ4_K(p2, sm2, a, m, c);
+      const v2 = (kind == Q4_K ? rowQ4_K(p2, sm2, a, m, c) : rowQ5_K(p2, sm2, a, c));
       v128.store(c, v2);
       const sm3 = k4Scales(p3);
-      const v3 = rowQ4_K(p3, sm3, a, m, c);
+      const v3 = (kind == Q4_K ? rowQ4_K(p3, sm3, a, m, c) : rowQ5_K(p3, sm3, a, c));
       v128.store(c, v3, 16);
       const isum = hsum4(v0, v1, v2, v3);
       // Σ_g bsum_g·min_(g/2) = Σ_p (bsum_2p + bsum_2p+1)·min_p
@@ -494,7 +526,7 @@ function oneQ4_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out:
       // sum += d·d8·isum - dmin·d8·msum
       acc01 = f64x2.add(acc01, f64x2.sub(f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)), f64x2.mul(f64x2.mul(lo64(dm), d8), ilo64(msum))));
       acc23 = f64x2.add(acc23, f64x2.sub(f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)), f64x2.mul(f64x2.mul(hi64(dm), d8), ihi64(msum))));
-      p0 += 144; p1 += 144; p2 += 144; p3 += 144; a += KSB;
+      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += KSB;
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
@@ -548,10 +580,11 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
       consts(slot);
       break;
     }
-    case Q4_K: case Q6_K: {
+    case Q4_K: case Q5_K: case Q6_K: {
       prepK(act, nIn >> 8, s);
       consts(slot);
-      if (type == Q4_K) oneQ4_K(w, rb, nIn >> 8, r0, r1, s, out);
+      if (type == Q4_K) oneK4(Q4_K, w, rb, nIn >> 8, r0, r1, s, out);
+      else if (type == Q5_K) oneK4(Q5_K, w, rb, nIn >> 8, r0, r1, s, out);
       else oneQ6_K(w, rb, nIn >> 8, r0, r1, s, out);
       return true;
     }
@@ -570,6 +603,6 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
 
 /** bytes matmulOne needs in its slot for a row of nIn */
 export function oneBytes(type: i32, nIn: i32): usize {
-  if (type == Q4_K || type == Q6_K) return PREP + <usize>(nIn >> 8) * (KSB + 8);
+  if (type == Q4_K || type == Q5_K || type == Q6_K) return PREP + <usize>(nIn >> 8) * (KSB + 8);
   return PREP + (<usize>(nIn >> 5) << 6) + (<usize>(nIn >> 5) << 4);
 }

@@ -79,7 +79,7 @@ export function matmul(
   if (slot != 0) {
     // below a handful of tokens (per type, measured) the few-token and one-token kernels are faster
     // where there are some: the tiled kernels' fixed cost per weight row is then too large a share
-    const minTok = type == Q3_K || type == Q2_K ? 2 : type == Q6_K || type == Q5_K ? 5 : type == Q4_K ? 6 : 8;
+    const minTok = type == Q3_K ? 4 : type == Q6_K || type == Q5_K || type == Q2_K ? 5 : type == Q4_K ? 6 : 8;
     done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
     // 2..4 tokens at a time: weights unpacked once for all of them (32-element block types)
     while (nTok - done >= 2) {

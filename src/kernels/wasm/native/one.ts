@@ -13,7 +13,7 @@
 
 import { hi64, ihi64, ilo64, lo64 } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
-import { k4Scales } from "./matmul-k";
+import { k4Scales, q3Scales } from "./matmul-k";
 import { hsum4 } from "./common";
 import { f16Table, slotBytes } from "./tile";
 
@@ -26,23 +26,27 @@ const IQ4_NL: i32 = 20;
 const Q4_K: i32 = 12;
 const Q5_K: i32 = 13;
 const Q6_K: i32 = 14;
+const Q2_K: i32 = 10;
+const Q3_K: i32 = 11;
 
 /**
  * The prepared rows start this far into the slot. Before them: [0, 32) takes dummy stores that pin
- * V8's instruction order (two rows, then the next two), [32, 112) holds constants the kernels load
+ * V8's instruction order (two rows, then the next two), [32, 160) holds constants the kernels load
  * (V8 would otherwise rebuild a vector constant in every loop iteration): i16 0x000f, u8 0x0f, the
- * IQ4_NL values, i16 0x00ff, u8 0x30, u8 0x10; [128, 512) is multi32's per-block scratch.
+ * IQ4_NL values, i16 0x00ff, u8 0x30, 0x10, 0x03, 0x04; [160, 544) is multi32's per-block scratch.
  */
-const PREP: usize = 512;
+const PREP: usize = 576;
 /** multi32: the four rows' sums per token, then the tokens' f64 accumulators */
-const ROWSUMS: usize = 128;
-const ACCS: usize = 384;
+const ROWSUMS: usize = 160;
+const ACCS: usize = 416;
 const C_M16: usize = 32;
 const C_M8: usize = 48;
 const C_KV: usize = 64;
 const C_MFF: usize = 80;
 const C_M30: usize = 96;
 const C_M10: usize = 112;
+const C_M03: usize = 128;
+const C_M04: usize = 144;
 
 /**
  * A Q8_0 (q81 false) or Q8_1 activation row at a (nb blocks) to dst: per block A0..A3 (i16x8 each,
@@ -353,6 +357,8 @@ function consts(slot: usize): void {
   v128.store(slot, i16x8.splat(0xff), C_MFF);
   v128.store(slot, i8x16.splat(0x30), C_M30);
   v128.store(slot, i8x16.splat(0x10), C_M10);
+  v128.store(slot, i8x16.splat(0x03), C_M03);
+  v128.store(slot, i8x16.splat(0x04), C_M04);
 }
 
 // ---- K-quants (256-element super-blocks, Q8_K activations) ----
@@ -443,6 +449,97 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   const t1 = hsum4(fence(c, q5kSub(p, 2, false, a, c)), fence(c, q5kSub(p, 2, true, a, c)), fence(c, q5kSub(p, 3, false, a, c)), fence(c, q5kSub(p, 3, true, a, c)));
   const sc = i16x8.extend_low_i8x16_u(sm);
   return i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_u(sc)), i32x4.mul(t1, i32x4.extend_high_i16x8_u(sc)));
+}
+
+/** group 8h + 2j + u of a Q2_K / Q3_K row (kind): 2-bit quants (plus the Q3_K high bit as 4) */
+@inline function q23Group(kind: i32, p: usize, h: i32, u: i32, j: i32, a: usize, c: usize): v128 {
+  const qs: usize = kind == Q2_K ? 16 : 32;
+  const v = v128.load(p + qs + <usize>(32 * h + 16 * u));
+  // (q >> 2j) & 3 per byte (one i16 shift; the mask drops what crosses bytes)
+  let x = v128.and(j == 0 ? v : i16x8.shr_u(v, 2 * j), v128.load(c, C_M03));
+  if (kind == Q3_K) {
+    const hm = v128.load(p + <usize>(16 * u));
+    const k = 4 * h + j;
+    x = v128.or(x, v128.and(k <= 2 ? i16x8.shl(hm, 2 - k) : i16x8.shr_u(hm, k - 2), v128.load(c, C_M04)));
+  }
+  return group16(x, a + <usize>((8 * h + 2 * j + u) << 5), v128.load(c, C_MFF));
+}
+
+/** Σ_g sc_g·Σ(q·a over group g) of one Q2_K / Q3_K row (Q3_K: minus 4·Σ_g sc_g·bsum_g), i32 partials */
+@inline function rowQ23_K(kind: i32, p: usize, a: usize, c: usize): v128 {
+  const t0 = hsum4(fence(c, q23Group(kind, p, 0, 0, 0, a, c)), fence(c, q23Group(kind, p, 0, 1, 0, a, c)), fence(c, q23Group(kind, p, 0, 0, 1, a, c)), fence(c, q23Group(kind, p, 0, 1, 1, a, c)));
+  const t1 = hsum4(fence(c, q23Group(kind, p, 0, 0, 2, a, c)), fence(c, q23Group(kind, p, 0, 1, 2, a, c)), fence(c, q23Group(kind, p, 0, 0, 3, a, c)), fence(c, q23Group(kind, p, 0, 1, 3, a, c)));
+  const t2 = hsum4(fence(c, q23Group(kind, p, 1, 0, 0, a, c)), fence(c, q23Group(kind, p, 1, 1, 0, a, c)), fence(c, q23Group(kind, p, 1, 0, 1, a, c)), fence(c, q23Group(kind, p, 1, 1, 1, a, c)));
+  const t3 = hsum4(fence(c, q23Group(kind, p, 1, 0, 2, a, c)), fence(c, q23Group(kind, p, 1, 1, 2, a, c)), fence(c, q23Group(kind, p, 1, 0, 3, a, c)), fence(c, q23Group(kind, p, 1, 1, 3, a, c)));
+  // the 16 group scales as i16: Q2_K low nibbles (unsigned), Q3_K six bits minus 32 (signed)
+  let s0 = i32x4.splat(0), s1 = s0;
+  if (kind == Q2_K) {
+    const sc = v128.and(v128.load(p), v128.load(c, C_M8));
+    s0 = i16x8.extend_low_i8x16_u(sc);
+    s1 = i16x8.extend_high_i8x16_u(sc);
+  } else {
+    const sc = q3Scales(p);
+    s0 = i16x8.extend_low_i8x16_s(sc);
+    s1 = i16x8.extend_high_i8x16_s(sc);
+  }
+  const v = i32x4.add(
+    i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_s(s0)), i32x4.mul(t1, i32x4.extend_high_i16x8_s(s0))),
+    i32x4.add(i32x4.mul(t2, i32x4.extend_low_i16x8_s(s1)), i32x4.mul(t3, i32x4.extend_high_i16x8_s(s1))),
+  );
+  if (kind == Q2_K) return v;
+  const bias = i32x4.add(i32x4.dot_i16x8_s(s0, v128.load(a, 528)), i32x4.dot_i16x8_s(s1, v128.load(a, 544)));
+  return i32x4.sub(v, i32x4.shl(bias, 2));
+}
+
+/** Σ_g min_g·bsum_g of one Q2_K row (mins: the high nibbles of the scale bytes), i32 partials */
+@inline function minsQ2_K(p: usize, a: usize, c: usize): v128 {
+  const mn = v128.and(i16x8.shr_u(v128.load(p), 4), v128.load(c, C_M8));
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(mn), v128.load(a, 528)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(mn), v128.load(a, 544)));
+}
+
+/** Q2_K and Q3_K (kind), one token */
+@inline function oneK23(kind: i32, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+  const tab = f16Table();
+  const c = s - PREP;
+  const dd = s + <usize>nbK * KSB;
+  const tb: usize = kind == Q2_K ? 84 : 110;
+  for (let r = r0; r < r1; r += 4) {
+    const nv = min(4, r1 - r);
+    let p0 = w + <usize>r * rb;
+    let p1 = nv > 1 ? p0 + rb : p0;
+    let p2 = nv > 2 ? p1 + rb : p1;
+    let p3 = nv > 3 ? p2 + rb : p2;
+    let acc01 = f64x2.splat(0);
+    let acc23 = f64x2.splat(0);
+    let a = s;
+    for (let B = 0; B < nbK; B++) {
+      const v0 = rowQ23_K(kind, p0, a, c);
+      v128.store(c, v0);
+      const v1 = rowQ23_K(kind, p1, a, c);
+      v128.store(c, v1, 16);
+      const v2 = rowQ23_K(kind, p2, a, c);
+      v128.store(c, v2);
+      const v3 = rowQ23_K(kind, p3, a, c);
+      v128.store(c, v3, 16);
+      const isum = hsum4(v0, v1, v2, v3);
+      const d8 = v128.load64_splat(dd + (<usize>B << 3));
+      if (kind == Q2_K) {
+        const msum = hsum4(minsQ2_K(p0, a, c), minsQ2_K(p1, a, c), minsQ2_K(p2, a, c), minsQ2_K(p3, a, c));
+        const dw = scales4(tab, p0, p1, p2, p3, 80);
+        const dm = scales4(tab, p0, p1, p2, p3, 82);
+        // sum += d8·d·isum - d8·dmin·msum
+        acc01 = f64x2.add(acc01, f64x2.sub(f64x2.mul(f64x2.mul(d8, lo64(dw)), ilo64(isum)), f64x2.mul(f64x2.mul(d8, lo64(dm)), ilo64(msum))));
+        acc23 = f64x2.add(acc23, f64x2.sub(f64x2.mul(f64x2.mul(d8, hi64(dw)), ihi64(isum)), f64x2.mul(f64x2.mul(d8, hi64(dm)), ihi64(msum))));
+      } else {
+        const dw = scales4(tab, p0, p1, p2, p3, 108);
+        // sum += d·d8·isum
+        acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
+        acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
+      }
+      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += KSB;
+    }
+    store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
+  }
 }
 
 /** the Q6_K bytes (6-bit values) of group k of a 16-byte slice: k = 0, 1 low nibbles of ql0 / ql1, 2, 3 high */
@@ -580,12 +677,16 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
       consts(slot);
       break;
     }
-    case Q4_K: case Q5_K: case Q6_K: {
+    case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: {
       prepK(act, nIn >> 8, s);
       consts(slot);
-      if (type == Q4_K) oneK4(Q4_K, w, rb, nIn >> 8, r0, r1, s, out);
-      else if (type == Q5_K) oneK4(Q5_K, w, rb, nIn >> 8, r0, r1, s, out);
-      else oneQ6_K(w, rb, nIn >> 8, r0, r1, s, out);
+      switch (type) {
+        case Q2_K: oneK23(Q2_K, w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q3_K: oneK23(Q3_K, w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q4_K: oneK4(Q4_K, w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q5_K: oneK4(Q5_K, w, rb, nIn >> 8, r0, r1, s, out); break;
+        default: oneQ6_K(w, rb, nIn >> 8, r0, r1, s, out); break;
+      }
       return true;
     }
     default: return false;
@@ -603,6 +704,6 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
 
 /** bytes matmulOne needs in its slot for a row of nIn */
 export function oneBytes(type: i32, nIn: i32): usize {
-  if (type == Q4_K || type == Q5_K || type == Q6_K) return PREP + <usize>(nIn >> 8) * (KSB + 8);
+  if (type >= Q2_K && type <= Q6_K) return PREP + <usize>(nIn >> 8) * (KSB + 8);
   return PREP + (<usize>(nIn >> 5) << 6) + (<usize>(nIn >> 5) << 4);
 }

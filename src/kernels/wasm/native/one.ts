@@ -425,8 +425,7 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 }
 
 /** Σ of sub-block 2j + hi of a Q5_K row: nibbles of qs bytes 32j.., fifth bits from qh (j, hi constants) */
-@inline function q5kSub(p: usize, j: i32, hi: bool, a: usize, c: usize): v128 {
-  const m8 = v128.load(c, C_M8), b10 = v128.load(c, C_M10), mff = v128.load(c, C_MFF);
+@inline function q5kSub(p: usize, j: i32, hi: bool, a: usize, m8: v128, b10: v128, mff: v128): v128 {
   const g = a + <usize>(128 * j + (hi ? 64 : 0));
   let sum = i32x4.splat(0);
   for (let u = 0; u < 2; u++) {
@@ -445,32 +444,34 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 
 /** Σ_j scale_j·Σ(sub-block j) of one Q5_K row as i32 partials (sm: k4Scales) */
 @inline function rowQ5_K(p: usize, sm: v128, a: usize, c: usize): v128 {
-  const t0 = hsum4(fence(c, q5kSub(p, 0, false, a, c)), fence(c, q5kSub(p, 0, true, a, c)), fence(c, q5kSub(p, 1, false, a, c)), fence(c, q5kSub(p, 1, true, a, c)));
-  const t1 = hsum4(fence(c, q5kSub(p, 2, false, a, c)), fence(c, q5kSub(p, 2, true, a, c)), fence(c, q5kSub(p, 3, false, a, c)), fence(c, q5kSub(p, 3, true, a, c)));
+  const m8 = v128.load(c, C_M8), b10 = v128.load(c, C_M10), mff = v128.load(c, C_MFF);
+  const t0 = hsum4(fence(c, q5kSub(p, 0, false, a, m8, b10, mff)), fence(c, q5kSub(p, 0, true, a, m8, b10, mff)), fence(c, q5kSub(p, 1, false, a, m8, b10, mff)), fence(c, q5kSub(p, 1, true, a, m8, b10, mff)));
+  const t1 = hsum4(fence(c, q5kSub(p, 2, false, a, m8, b10, mff)), fence(c, q5kSub(p, 2, true, a, m8, b10, mff)), fence(c, q5kSub(p, 3, false, a, m8, b10, mff)), fence(c, q5kSub(p, 3, true, a, m8, b10, mff)));
   const sc = i16x8.extend_low_i8x16_u(sm);
   return i32x4.add(i32x4.mul(t0, i32x4.extend_low_i16x8_u(sc)), i32x4.mul(t1, i32x4.extend_high_i16x8_u(sc)));
 }
 
 /** group 8h + 2j + u of a Q2_K / Q3_K row (kind): 2-bit quants (plus the Q3_K high bit as 4) */
-@inline function q23Group(kind: i32, p: usize, h: i32, u: i32, j: i32, a: usize, c: usize): v128 {
+@inline function q23Group(kind: i32, p: usize, h: i32, u: i32, j: i32, a: usize, m03: v128, m04: v128, mff: v128): v128 {
   const qs: usize = kind == Q2_K ? 16 : 32;
   const v = v128.load(p + qs + <usize>(32 * h + 16 * u));
   // (q >> 2j) & 3 per byte (one i16 shift; the mask drops what crosses bytes)
-  let x = v128.and(j == 0 ? v : i16x8.shr_u(v, 2 * j), v128.load(c, C_M03));
+  let x = v128.and(j == 0 ? v : i16x8.shr_u(v, 2 * j), m03);
   if (kind == Q3_K) {
     const hm = v128.load(p + <usize>(16 * u));
     const k = 4 * h + j;
-    x = v128.or(x, v128.and(k <= 2 ? i16x8.shl(hm, 2 - k) : i16x8.shr_u(hm, k - 2), v128.load(c, C_M04)));
+    x = v128.or(x, v128.and(k <= 2 ? i16x8.shl(hm, 2 - k) : i16x8.shr_u(hm, k - 2), m04));
   }
-  return group16(x, a + <usize>((8 * h + 2 * j + u) << 5), v128.load(c, C_MFF));
+  return group16(x, a + <usize>((8 * h + 2 * j + u) << 5), mff);
 }
 
 /** Σ_g sc_g·Σ(q·a over group g) of one Q2_K / Q3_K row (Q3_K: minus 4·Σ_g sc_g·bsum_g), i32 partials */
 @inline function rowQ23_K(kind: i32, p: usize, a: usize, c: usize): v128 {
-  const t0 = hsum4(fence(c, q23Group(kind, p, 0, 0, 0, a, c)), fence(c, q23Group(kind, p, 0, 1, 0, a, c)), fence(c, q23Group(kind, p, 0, 0, 1, a, c)), fence(c, q23Group(kind, p, 0, 1, 1, a, c)));
-  const t1 = hsum4(fence(c, q23Group(kind, p, 0, 0, 2, a, c)), fence(c, q23Group(kind, p, 0, 1, 2, a, c)), fence(c, q23Group(kind, p, 0, 0, 3, a, c)), fence(c, q23Group(kind, p, 0, 1, 3, a, c)));
-  const t2 = hsum4(fence(c, q23Group(kind, p, 1, 0, 0, a, c)), fence(c, q23Group(kind, p, 1, 1, 0, a, c)), fence(c, q23Group(kind, p, 1, 0, 1, a, c)), fence(c, q23Group(kind, p, 1, 1, 1, a, c)));
-  const t3 = hsum4(fence(c, q23Group(kind, p, 1, 0, 2, a, c)), fence(c, q23Group(kind, p, 1, 1, 2, a, c)), fence(c, q23Group(kind, p, 1, 0, 3, a, c)), fence(c, q23Group(kind, p, 1, 1, 3, a, c)));
+  const m03 = v128.load(c, C_M03), m04 = v128.load(c, C_M04), mff = v128.load(c, C_MFF);
+  const t0 = hsum4(fence(c, q23Group(kind, p, 0, 0, 0, a, m03, m04, mff)), fence(c, q23Group(kind, p, 0, 1, 0, a, m03, m04, mff)), fence(c, q23Group(kind, p, 0, 0, 1, a, m03, m04, mff)), fence(c, q23Group(kind, p, 0, 1, 1, a, m03, m04, mff)));
+  const t1 = hsum4(fence(c, q23Group(kind, p, 0, 0, 2, a, m03, m04, mff)), fence(c, q23Group(kind, p, 0, 1, 2, a, m03, m04, mff)), fence(c, q23Group(kind, p, 0, 0, 3, a, m03, m04, mff)), fence(c, q23Group(kind, p, 0, 1, 3, a, m03, m04, mff)));
+  const t2 = hsum4(fence(c, q23Group(kind, p, 1, 0, 0, a, m03, m04, mff)), fence(c, q23Group(kind, p, 1, 1, 0, a, m03, m04, mff)), fence(c, q23Group(kind, p, 1, 0, 1, a, m03, m04, mff)), fence(c, q23Group(kind, p, 1, 1, 1, a, m03, m04, mff)));
+  const t3 = hsum4(fence(c, q23Group(kind, p, 1, 0, 2, a, m03, m04, mff)), fence(c, q23Group(kind, p, 1, 1, 2, a, m03, m04, mff)), fence(c, q23Group(kind, p, 1, 0, 3, a, m03, m04, mff)), fence(c, q23Group(kind, p, 1, 1, 3, a, m03, m04, mff)));
   // the 16 group scales as i16: Q2_K low nibbles (unsigned), Q3_K six bits minus 32 (signed)
   let s0 = i32x4.splat(0), s1 = s0;
   if (kind == Q2_K) {
@@ -542,12 +543,12 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   }
 }
 
-/** the Q6_K bytes (6-bit values) of group k of a 16-byte slice: k = 0, 1 low nibbles of ql0 / ql1, 2, 3 high */
-@inline function q6kBytes(ql0: v128, ql1: v128, qh: v128, k: i32, m8: v128, m30: v128): v128 {
-  if (k == 0) return v128.or(v128.and(ql0, m8), v128.and(i16x8.shl(qh, 4), m30));
-  if (k == 1) return v128.or(v128.and(ql1, m8), v128.and(i16x8.shl(qh, 2), m30));
-  if (k == 2) return v128.or(v128.and(i16x8.shr_u(ql0, 4), m8), v128.and(qh, m30));
-  return v128.or(v128.and(i16x8.shr_u(ql1, 4), m8), v128.and(i16x8.shr_u(qh, 2), m30));
+/** the Q6_K bytes (6-bit values) of group k of a 16-byte slice: k = 0, 1 low nibbles of ql, 2, 3 high */
+@inline function q6kBytes(ql: v128, qh: v128, k: i32, m8: v128, m30: v128): v128 {
+  if (k == 0) return v128.or(v128.and(ql, m8), v128.and(i16x8.shl(qh, 4), m30));
+  if (k == 1) return v128.or(v128.and(ql, m8), v128.and(i16x8.shl(qh, 2), m30));
+  if (k == 2) return v128.or(v128.and(i16x8.shr_u(ql, 4), m8), v128.and(qh, m30));
+  return v128.or(v128.and(i16x8.shr_u(ql, 4), m8), v128.and(i16x8.shr_u(qh, 2), m30));
 }
 
 /** Σ of one 16-element group: bytes b (elements 2i | 2i+1 << 8, unsigned) with the prepared group at g */
@@ -555,21 +556,22 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   return i32x4.add(i32x4.dot_i16x8_s(v128.and(b, mff), v128.load(g)), i32x4.dot_i16x8_s(i16x8.shr_u(b, 8), v128.load(g, 16)));
 }
 
-/** the four groups 8h + 2k + u (k = 0..3) of a Q6_K row, slice (h, u) */
-@inline function q6kSlice(p: usize, h: i32, u: i32, a: usize, c: usize, k: i32): v128 {
-  const ql0 = v128.load(p + <usize>(64 * h + 16 * u));
-  const ql1 = v128.load(p + <usize>(64 * h + 32 + 16 * u));
+/** group 8h + 2k + u of a Q6_K row (slice (h, u), k = 0..3) */
+@inline function q6kSlice(p: usize, h: i32, u: i32, a: usize, k: i32, m8: v128, m30: v128, mff: v128): v128 {
+  const ql = v128.load(p + <usize>(64 * h + 32 * (k & 1) + 16 * u));
   const qh = v128.load(p + <usize>(128 + 32 * h + 16 * u));
-  return group16(q6kBytes(ql0, ql1, qh, k, v128.load(c, C_M8), v128.load(c, C_M30)), a + <usize>((8 * h + 2 * k + u) << 5), v128.load(c, C_MFF));
+  return group16(q6kBytes(ql, qh, k, m8, m30), a + <usize>((8 * h + 2 * k + u) << 5), mff);
 }
 
 /** Σ_g sc_g·Σ(q·a over group g) - 32·Σ_g sc_g·bsum_g of one Q6_K row, as i32 partials */
 @inline function rowQ6_K(p: usize, a: usize, c: usize): v128 {
+  // constants loaded once: after the dummy stores V8 would have to load them again
+  const m8 = v128.load(c, C_M8), m30 = v128.load(c, C_M30), mff = v128.load(c, C_MFF);
   // groups in scale order g = 8h + 2k + u
-  const t0 = hsum4(fence(c, q6kSlice(p, 0, 0, a, c, 0)), fence(c, q6kSlice(p, 0, 1, a, c, 0)), fence(c, q6kSlice(p, 0, 0, a, c, 1)), fence(c, q6kSlice(p, 0, 1, a, c, 1)));
-  const t1 = hsum4(fence(c, q6kSlice(p, 0, 0, a, c, 2)), fence(c, q6kSlice(p, 0, 1, a, c, 2)), fence(c, q6kSlice(p, 0, 0, a, c, 3)), fence(c, q6kSlice(p, 0, 1, a, c, 3)));
-  const t2 = hsum4(fence(c, q6kSlice(p, 1, 0, a, c, 0)), fence(c, q6kSlice(p, 1, 1, a, c, 0)), fence(c, q6kSlice(p, 1, 0, a, c, 1)), fence(c, q6kSlice(p, 1, 1, a, c, 1)));
-  const t3 = hsum4(fence(c, q6kSlice(p, 1, 0, a, c, 2)), fence(c, q6kSlice(p, 1, 1, a, c, 2)), fence(c, q6kSlice(p, 1, 0, a, c, 3)), fence(c, q6kSlice(p, 1, 1, a, c, 3)));
+  const t0 = hsum4(fence(c, q6kSlice(p, 0, 0, a, 0, m8, m30, mff)), fence(c, q6kSlice(p, 0, 1, a, 0, m8, m30, mff)), fence(c, q6kSlice(p, 0, 0, a, 1, m8, m30, mff)), fence(c, q6kSlice(p, 0, 1, a, 1, m8, m30, mff)));
+  const t1 = hsum4(fence(c, q6kSlice(p, 0, 0, a, 2, m8, m30, mff)), fence(c, q6kSlice(p, 0, 1, a, 2, m8, m30, mff)), fence(c, q6kSlice(p, 0, 0, a, 3, m8, m30, mff)), fence(c, q6kSlice(p, 0, 1, a, 3, m8, m30, mff)));
+  const t2 = hsum4(fence(c, q6kSlice(p, 1, 0, a, 0, m8, m30, mff)), fence(c, q6kSlice(p, 1, 1, a, 0, m8, m30, mff)), fence(c, q6kSlice(p, 1, 0, a, 1, m8, m30, mff)), fence(c, q6kSlice(p, 1, 1, a, 1, m8, m30, mff)));
+  const t3 = hsum4(fence(c, q6kSlice(p, 1, 0, a, 2, m8, m30, mff)), fence(c, q6kSlice(p, 1, 1, a, 2, m8, m30, mff)), fence(c, q6kSlice(p, 1, 0, a, 3, m8, m30, mff)), fence(c, q6kSlice(p, 1, 1, a, 3, m8, m30, mff)));
   const sv = v128.load(p, 192);
   const s0 = i16x8.extend_low_i8x16_s(sv), s1 = i16x8.extend_high_i8x16_s(sv);
   let v = i32x4.add(

@@ -1,15 +1,20 @@
 // @ts-nocheck -- AssemblyScript (compiled by asc, see package.json build:wasm), not Node TypeScript.
-// One-token matmul kernels (generation) that use a scratch slot (tile.ts): the activation row is
-// widened to i16 once per call, in an element order that matches how the weights unpack most
-// cheaply, with its per-block scale as f64 and its block sum, so the four-row loop does only the
-// weight work. Half-float weight scales come from a 64K-entry f16 -> f32 table.
+// One-token (generation) and few-token matmul kernels that use a scratch slot (tile.ts): each
+// activation row is widened to i16 once per call, in an element order that matches how the weights
+// unpack most cheaply, with its per-block scale as f64 and its block sums, so the four-row loop
+// does only the weight work. Half-float weight scales come from a 64K-entry f16 -> f32 table.
+// TurboFan keeps loads in program order but schedules arithmetic as late as it can, so a long
+// stretch of loads would all come first and spill; dummy stores between rows or sub-blocks pin
+// the order (and constants are loaded once before them, as the stores force reloads).
 //
 // Element order of a 32-element block (both operands): a 16-byte vector read as i16x8 holds in
 // lane i the bytes 2i (low) and 2i+1 (high). For nibble weights (byte j: element j in the low
 // nibble, j+16 in the high one) lane i's four nibbles are the elements 2i, 2i+16, 2i+1, 2i+17,
 // taken by `q & 15`, `(q >> 4) & 15`, `(q >> 8) & 15` and `q >> 12`; the activation vectors
-// A0..A3 hold those elements of the token in that lane order. Sums are exact (i32) and the float64
-// accumulation is the reference's, term for term, so results are bit-identical.
+// A0..A3 hold those elements of the token in that lane order (the K-quants: even and odd elements
+// of each group of 16). Block sums are exact (i32; the K-quants' group sums are transposed into
+// lanes, then scaled) and the float64 accumulation is the reference's, term for term, so results
+// are bit-identical.
 
 import { hi64, ihi64, ilo64, lo64 } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";

@@ -12,15 +12,15 @@
 // groups (8 i32x4 accumulators) are live at once.
 //
 // Results are bit-identical to the reference: each block's integer sum is exact, the scale product
-// is formed as the reference does (or is exact either way, e.g. f16*f16 in f32), and the float64
+// is formed as the reference does (or is exact either way, e.g. f16*f16 in f64), and the float64
 // accumulation per (row, token) is in block order, term for term.
 //
 // Scratch: JavaScript gives the module one region per memory (setMatmulScratch, called by the
-// WasmKernels constructor) split into slots; every call claims a free slot with an atomic
-// compare-exchange and releases it at the end, so any number of threads and instances may share a
-// memory. The descriptor lives at a fixed address below the module's memory base (1024), which no
-// data segment and no allocation ever touches. Without a descriptor or a free slot the caller runs
-// the one-token kernels instead.
+// WasmKernels constructor): an f16 -> f32 table and slots; every matmul call claims a free slot
+// with an atomic compare-exchange and releases it at the end, so any number of threads and
+// instances may share a memory. The descriptor lives at a fixed address below the module's memory
+// base (1024), which no data segment and no allocation ever touches. Without a descriptor or a
+// free slot the caller runs the plain four-row kernels instead (same results).
 
 import { f16ToF32, f16x4ToF32x4 } from "./common";
 import { k4Scales, q3Scales } from "./matmul-k";

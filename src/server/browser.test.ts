@@ -1,7 +1,8 @@
 /**
  * The web chat page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
  * type a question, see the answer stream in, press stop, regenerate. Skipped when Chromium or
- * the built page is absent. A screenshot goes to tmp/serve-page.png.
+ * the built page is absent. Screenshots go to tmp/serve-page*.png. A second test colours an
+ * answer by expert (the server's `experts` extension), per layer and for all layers.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +16,7 @@ import { testModelPath } from "./testing.js";
 
 // the page functions below run in the browser; this file is compiled without the DOM library
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-declare const document: any, localStorage: any;
+declare const document: any, localStorage: any, getComputedStyle: any;
 
 const CHROMIUM = process.env.CMX_CHROMIUM ?? "/usr/bin/chromium";
 const PAGE = join(PACKAGE_ROOT, "dist", "web", "index.html");
@@ -123,6 +124,107 @@ test("web chat page: ask, watch the answer stream, stop, regenerate", { skip, ti
     assert.equal(await page.evaluate(() => (globalThis as any).pwned), undefined);
     assert.equal(await page.locator("#conversations .conv").count(), 2);
     await page.screenshot({ path: shot("serve-page-markdown.png") });
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
+
+test("web chat page: colour an answer by expert, per layer and for all layers", { skip, timeout: 90_000 }, async () => {
+  const { chromium } = await import("playwright-core");
+  const profile = mkdtempSync(join(tmpdir(), "cmx-chromium-"));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    viewport: { width: 1200, height: 760 },
+  });
+  const { nLayer, nExpert, nExpertUsed: k } = loaded.model.config;
+  try {
+    const page = ctx.pages()[0] ?? await ctx.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    await page.goto(`${server.url}/`);
+    await page.waitForFunction(() => document.getElementById("server-info")?.textContent?.startsWith("Model:"));
+    await page.click("#settings summary");
+    await page.fill("#temperature", "0");
+    await page.fill("#max_tokens", "16");
+    await page.locator("#max_tokens").dispatchEvent("change");
+    await page.locator("#temperature").dispatchEvent("change");
+
+    // off by default: no legend, the layer selector disabled
+    assert.equal(await page.isVisible("#expert-legend"), false);
+    assert.equal(await page.isDisabled("#expert-layer"), true);
+    await page.check("#expert-view");
+    assert.equal(await page.isVisible("#expert-legend"), true);
+    assert.equal(await page.isDisabled("#expert-layer"), false);
+    assert.equal(await page.locator("#expert-legend .swatch").count(), nExpert);
+    assert.equal(await page.locator("#expert-layer option").count(), nLayer + 1);
+
+    await page.fill("#prompt", "Tell me about <b>experts</b> & routers.");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => {
+      const a = [...document.querySelectorAll(".msg.assistant")].at(-1) as any;
+      return a && !a.classList.contains("streaming") && /tok\/s/.test(a.querySelector(".stats")?.textContent ?? "");
+    });
+    const content = page.locator(".msg.assistant .content").last();
+    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem("cmx.conversations.v1")!)[0].turns[1]);
+    const tokens = Number(/^(\d+) tokens/.exec((await page.locator(".msg.assistant .stats").last().textContent())!)![1]);
+    assert.equal(stored.experts.k, k);
+    assert.equal(stored.experts.tokens.length, tokens, "the experts of every generated token");
+    // all layers (the default): a bar per token, one segment per layer; the text is the answer's
+    assert.equal(await content.textContent(), stored.content);
+    const spans = content.locator(".tok");
+    const n = await spans.count();
+    assert.ok(n >= 1 && n <= tokens, `${n} coloured tokens of ${tokens}`);
+    const first = stored.experts.tokens.findIndex((t: any) => t.t !== "");
+    assert.equal(await spans.first().getAttribute("data-e"), Array.from({ length: nLayer }, (_, l) => stored.experts.tokens[first].e[l * k]).join(","));
+    assert.match((await spans.first().evaluate((el: any) => el.style.backgroundImage))!, /^linear-gradient/);
+    await page.screenshot({ path: shot("serve-page-experts-all.png") });
+
+    // one layer: the fill is that layer's first expert, in the legend's colour
+    await page.selectOption("#expert-layer", "1");
+    assert.match((await page.locator("#expert-legend .legend-what").textContent())!, /^Layer 1: fill = first expert/);
+    assert.equal(await spans.first().getAttribute("data-e"), String(stored.experts.tokens[first].e[1 * k]));
+    const colours = await spans.evaluateAll((els: any[]) => els.map((el) => [Number(el.dataset.e), getComputedStyle(el).backgroundColor]));
+    for (const [e, bg] of colours as [number, string][]) {
+      assert.ok(e >= 0 && e < nExpert);
+      const sw = await page.locator(`#expert-legend .swatch[data-e="${e}"] i`).evaluate((el: any) => getComputedStyle(el).backgroundColor);
+      assert.equal(bg.replace(/^rgba?\((\d+), (\d+), (\d+).*$/, "$1,$2,$3"), sw.replace(/^rgba?\((\d+), (\d+), (\d+).*$/, "$1,$2,$3"));
+    }
+    assert.ok(new Set(colours.map((c: any) => c[1])).size >= 1);
+    const tip = (await spans.first().getAttribute("title"))!.split("\n");
+    assert.equal(tip.length, nLayer + 1);
+    assert.match(tip[2]!, /^▶ L1: E\d+ \d+%/);
+    await page.screenshot({ path: shot("serve-page-experts.png") });
+
+    // the user's text is never HTML, and neither are token texts
+    assert.equal(await page.locator(".msg.user .content b").count(), 0);
+    await page.evaluate(() => {
+      const ex = { k: 2, tokens: [{ t: "<i>hi</i><script>window.pwned=1</script>", p: "<i>", e: [0, 1, 2, 3], w: [60, 40, 70, 30] }, { t: " **bold**", p: " **", e: [4, 5, 6, 7], w: [50, 50, 90, 10] }] };
+      const content = "<i>hi</i><script>window.pwned=1</script> **bold**";
+      const conv = { id: "stored-x", title: "Stored experts", updated: Date.now() + 1000, turns: [{ role: "user", content: "hi" }, { role: "assistant", content, experts: ex }] };
+      const list = JSON.parse(localStorage.getItem("cmx.conversations.v1") ?? "[]");
+      localStorage.setItem("cmx.conversations.v1", JSON.stringify([conv, ...list]));
+    });
+    await page.reload();
+    await page.locator("#conversations .conv-open", { hasText: "Stored experts" }).click();
+    const sc = page.locator(".msg.assistant .content").first();
+    assert.equal(await sc.locator(".tok").count(), 2);
+    assert.equal(await sc.locator("i, script").count(), 0);
+    assert.equal(await sc.textContent(), "<i>hi</i><script>window.pwned=1</script> **bold**");
+    assert.equal(await page.evaluate(() => (globalThis as any).pwned), undefined);
+
+    // off again: Markdown as before
+    await page.uncheck("#expert-view");
+    assert.equal(await sc.locator(".tok").count(), 0);
+    assert.equal(await sc.locator("strong").textContent(), "bold");
+    assert.equal(await sc.locator("i").textContent(), "hi");
+    assert.equal(await sc.locator("script").count(), 0);
+    assert.equal(await page.evaluate(() => (globalThis as any).pwned), undefined);
+    assert.equal(await page.isVisible("#expert-legend"), false);
     assert.deepEqual(errors, []);
   } finally {
     await ctx.close();

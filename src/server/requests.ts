@@ -65,6 +65,8 @@ export interface GenParams {
   stop: string[];
   sampling: Partial<SamplingParams>;
   schema?: SchemaNode;
+  /** extension: report the experts chosen for each generated token */
+  experts: boolean;
 }
 
 const SAMPLING_FIELDS = ["temperature", "top_p", "top_k", "min_p", "repetition_penalty", "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty", "seed"];
@@ -102,6 +104,7 @@ function genParams(body: Body, maxTokensMin: number): GenParams {
     n: opt(body, "n", numberIn(1, MAX_N, true)) ?? 1,
     stop: opt(body, "stop", stops) ?? [],
     sampling,
+    experts: opt(body, "experts", bool) ?? false,
   };
   const rf = body.response_format;
   if (rf !== undefined && rf !== null) {
@@ -141,7 +144,7 @@ function responseFormat(rf: unknown): SchemaNode | undefined {
 // ---- /v1/chat/completions ------------------------------------------------------------------------
 
 const CHAT_FIELDS = new Set(["model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n", "stop",
-  "logprobs", "top_logprobs", "response_format", "user", ...SAMPLING_FIELDS]);
+  "logprobs", "top_logprobs", "response_format", "user", "experts", ...SAMPLING_FIELDS]);
 
 export interface ChatRequest extends GenParams {
   messages: ChatMessage[];
@@ -190,7 +193,7 @@ export function parseChatRequest(body: Body): ChatRequest {
 // ---- /v1/completions -------------------------------------------------------------------------------
 
 const COMPLETION_FIELDS = new Set(["model", "prompt", "stream", "stream_options", "max_tokens", "n", "stop", "logprobs", "echo",
-  "response_format", "user", ...SAMPLING_FIELDS]);
+  "response_format", "user", "experts", ...SAMPLING_FIELDS]);
 
 export interface CompletionRequest extends GenParams {
   /** each prompt as text or as token ids */

@@ -11,6 +11,13 @@
  * A slot keeps the tokens of its last job in its cache: a new job whose prompt starts the same
  * way (the next turn of a chat) reuses that prefix, and free slots are given to jobs by the
  * longest shared prefix.
+ *
+ * Jobs that ask for `experts` get, for each generated token, the experts the router chose for
+ * that token in every layer (and their weights): the token's row of the `ffn_moe_topk` and
+ * `ffn_moe_weights_norm` intermediates when the model reads the token, in the step after the one
+ * that sampled it. The trace is collected only in steps that hold such a job; a job that ends
+ * on a token it has not read yet (max_tokens, a stop string, a complete JSON value) reads it in
+ * one more step so that its last token is routed too.
  */
 import { StopMatcher } from "../chat/stop.js";
 import { CmxError } from "../errors.js";
@@ -29,6 +36,19 @@ export interface TokenEvent {
   text: string;
   logprob?: number;
   top?: TokenLogprob[];
+}
+
+/** The routing of one generated token (jobs with `experts`). */
+export interface TokenExperts {
+  /** position of the token among the generated ones (0-based) */
+  index: number;
+  id: number;
+  /** the text this token added to the answer before stop strings ("" while a character's bytes are incomplete) */
+  text: string;
+  /** per layer, the experts chosen for the token, best first (k each) */
+  layers: number[][];
+  /** per layer, their renormalised routing weights (same order) */
+  weights: number[][];
 }
 
 export interface JobResult {
@@ -62,7 +82,11 @@ export interface JobSpec {
   constraint?: JsonConstraint;
   /** an embeddings job: read the prompt, return the mean final hidden state */
   embed?: boolean;
+  /** route every generated token and report it through onExperts (costs a trace per step) */
+  experts?: boolean;
   onToken?: (ev: TokenEvent) => void;
+  /** jobs with `experts`: a generated token's routing, once the model has read the token (in order) */
+  onExperts?: (e: TokenExperts) => void;
   onDone: (r: JobResult) => void;
   onError: (e: Error) => void;
 }
@@ -82,7 +106,8 @@ interface Slot {
 }
 
 export class Job {
-  phase: "queued" | "prompt" | "gen" | "done" = "queued";
+  /** "tail": finished, reading its last token once more for its routing (jobs with experts) */
+  phase: "queued" | "prompt" | "gen" | "tail" | "done" = "queued";
   slot: Slot | null = null;
   pos = 0;
   cached = 0;
@@ -98,6 +123,11 @@ export class Job {
   embSum: Float64Array | null = null;
   embCount = 0;
   promptLp: { logprob: number | null; top: TokenLogprob[] }[] | null = null;
+  /** experts: the decoded text of `pending` (the token the next step reads) and how many tokens were routed */
+  pendingText = "";
+  routed = 0;
+  /** experts: how the job ends after its tail step */
+  tail: { reason: FinishReason; byStopString: boolean } | null = null;
 
   constructor(readonly spec: JobSpec, tokenizer: SpmTokenizer) {
     this.sampler = new Sampler(spec.sampling);
@@ -230,13 +260,14 @@ export class Scheduler {
     this.scheduled = false;
     const t0 = performance.now();
     const segs: BatchSegment[] = [];
-    const owners: { job: Job; kind: "gen" | "prompt"; n: number }[] = [];
+    const owners: { job: Job; kind: "gen" | "tail" | "prompt"; n: number }[] = [];
     // generating slots first (one token each), then prompt chunks, oldest job first
     const active = this.slots.map((s) => s.job).filter((j): j is Job => j !== null).sort((a, b) => a.submitted - b.submitted);
     for (const job of active) {
-      if (job.phase !== "gen") continue;
-      segs.push({ ctx: job.slot!.ctx, tokens: [job.pending], logitRows: [0] });
-      owners.push({ job, kind: "gen", n: 1 });
+      if (job.phase !== "gen" && job.phase !== "tail") continue;
+      const tail = job.phase === "tail";
+      segs.push({ ctx: job.slot!.ctx, tokens: [job.pending], logitRows: tail ? [] : [0] });
+      owners.push({ job, kind: tail ? "tail" : "gen", n: 1 });
     }
     let budget = this.promptChunk;
     for (const job of active) {
@@ -252,13 +283,29 @@ export class Scheduler {
     }
     if (!segs.length) return;
 
-    let trace: TraceFn | undefined;
+    const offs: number[] = [];
+    let off = 0;
+    for (const s of segs) { offs.push(off); off += s.tokens.length; }
+    const traces: TraceFn[] = [];
+    // experts: per owner that wants them, the routing of its one token, layer by layer
+    const routes = owners.map((o) => (o.kind !== "prompt" && o.job.spec.experts
+      ? { layers: new Array<number[]>(this.model.config.nLayer), weights: new Array<number[]>(this.model.config.nLayer) } : null));
+    if (routes.some((r) => r)) {
+      traces.push((name, data, _nTok, width) => {
+        if (!name.startsWith("ffn_moe_")) return;
+        const m = /^ffn_moe_(topk|weights_norm)-(\d+)$/.exec(name);
+        if (!m) return;
+        const l = Number(m[2]), into = m[1] === "topk" ? "layers" : "weights";
+        routes.forEach((r, i) => {
+          if (!r) return;
+          const row = offs[i]! * width;
+          r[into][l] = Array.from(data.subarray(row, row + width));
+        });
+      });
+    }
     if (owners.some((o) => o.job.spec.embed)) {
-      const offs: number[] = [];
-      let off = 0;
-      for (const s of segs) { offs.push(off); off += s.tokens.length; }
       const E = this.model.config.nEmbd;
-      trace = (name, data) => {
+      traces.push((name, data) => {
         if (name !== "result_norm") return;
         owners.forEach((o, i) => {
           if (!o.job.spec.embed || !o.job.embSum) return;
@@ -269,8 +316,10 @@ export class Scheduler {
           }
           o.job.embCount += o.n;
         });
-      };
+      });
     }
+    const trace: TraceFn | undefined = traces.length === 0 ? undefined : traces.length === 1 ? traces[0]
+      : (name, data, nTok, width) => { for (const t of traces) t(name, data, nTok, width); };
 
     let outs: Float32Array[];
     try {
@@ -290,6 +339,9 @@ export class Scheduler {
       if (job.phase === "done") return;
       const logits = outs[i]!;
       try {
+        const route = routes[i];
+        if (route) this.reportExperts(job, route);
+        if (o.kind === "tail") return this.finish(job, job.tail!.reason, job.tail!.byStopString);
         if (o.kind === "gen") {
           generated++;
           this.sampleNext(job, logits);
@@ -348,13 +400,29 @@ export class Scheduler {
     if (this.tokenizer.isEog(token)) return this.finish(job, "stop");
     job.generated++;
     c?.accept(token);
-    const r = job.stops.push(job.decoder.push(token));
+    const piece = job.decoder.push(token);
+    const r = job.stops.push(piece);
     job.text += r.emit;
-    spec.onToken?.({ id: token, text: r.emit, ...(info ? { logprob: info.logprob, top: info.top } : {}) });
-    if (r.stopped) return this.finish(job, "stop", true);
-    if (c?.complete) return this.finish(job, "stop");
-    if (job.generated >= spec.maxTokens || ctx.nPast + 1 > ctx.nCtx) return this.finish(job, "length");
     job.pending = token;
+    job.pendingText = piece;
+    spec.onToken?.({ id: token, text: r.emit, ...(info ? { logprob: info.logprob, top: info.top } : {}) });
+    if (r.stopped) return this.end(job, "stop", true);
+    if (c?.complete) return this.end(job, "stop");
+    if (job.generated >= spec.maxTokens || ctx.nPast + 1 > ctx.nCtx) return this.end(job, "length");
+  }
+
+  /** Finish after a newly sampled token; a job with experts first reads that token (when the context has room). */
+  private end(job: Job, reason: FinishReason, byStopString = false): void {
+    const ctx = job.slot!.ctx;
+    if (!job.spec.experts || job.phase === "done" || ctx.nPast + 1 > ctx.nCtx) return this.finish(job, reason, byStopString);
+    job.phase = "tail";
+    job.tail = { reason, byStopString };
+  }
+
+  private reportExperts(job: Job, route: { layers: number[][]; weights: number[][] }): void {
+    if (job.phase === "done") return;
+    const e: TokenExperts = { index: job.routed++, id: job.pending, text: job.pendingText, layers: route.layers, weights: route.weights };
+    try { job.spec.onExperts?.(e); } catch { /* a callback's failure is not the scheduler's */ }
   }
 
   private finish(job: Job, reason: FinishReason, byStopString = false): void {

@@ -20,7 +20,7 @@ import { ServerMetrics } from "./metrics.js";
 import {
   HttpError, bad, parseChatRequest, parseCompletionRequest, parseEmbeddingRequest, type Body, type GenParams,
 } from "./requests.js";
-import { QueueFullError, Scheduler, type Job, type JobResult, type JobSpec, type TokenEvent } from "./scheduler.js";
+import { QueueFullError, Scheduler, type Job, type JobResult, type JobSpec, type TokenEvent, type TokenExperts } from "./scheduler.js";
 import { TokenTable } from "./token-text.js";
 
 export interface ServerOptions {
@@ -177,15 +177,31 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!res.writableEnded) res.end(`data: ${JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.code } })}\n\n`);
   };
 
+  const isMoe = model.config.nExpert > 0 && model.weights.layers.every((l) => l.gateInp);
+  const checkExperts = (g: GenParams) => {
+    if (g.experts && !isMoe) bad('"experts" needs a mixture-of-experts model; this one is dense', "experts");
+  };
+
   const genSpec = (g: GenParams, prompt: number[], index: number, extra: Partial<JobSpec>): Omit<JobSpec, "onDone" | "onError"> => {
     const sampling = { ...g.sampling };
     if (sampling.seed !== undefined && sampling.seed !== -1) sampling.seed = sampling.seed + index;
     return {
       prompt, maxTokens: g.maxTokens, sampling, stop: g.stop, logprobs: null,
       ...(g.schema ? { constraint: new JsonConstraint(g.schema, table) } : {}),
+      ...(g.experts ? { experts: true } : {}),
       ...extra,
     };
   };
+
+  /** The `experts` extension: one generated token's routing as sent to clients. */
+  const expertsJson = (e: TokenExperts) => ({
+    token: table.text(e.id), id: e.id, text: e.text, layers: e.layers,
+    weights: e.weights.map((ws) => ws.map((w) => Math.round(w * 1e4) / 1e4)),
+  });
+  type ExpertsJson = ReturnType<typeof expertsJson>;
+  /** `experts` for a choice: all of them (not streamed) or those not yet sent (streamed) */
+  const withExperts = (list: ExpertsJson[] | undefined, stream: boolean) =>
+    !list || (stream && list.length === 0) ? {} : { experts: stream ? list.splice(0) : list };
 
   const usageOf = (results: JobResult[], promptTokens: number, cached: number) => ({
     prompt_tokens: promptTokens,
@@ -202,6 +218,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // ---- /v1/chat/completions ----
   const chat = (body: Body, res: ServerResponse) => {
     const r = parseChatRequest(body);
+    checkExperts(r);
     let text: string;
     try {
       text = renderChat(r.messages, { ...(loaded.chatTemplate ? { template: loaded.chatTemplate } : {}), bosToken: bosText, eosToken: eosText, addGenerationPrompt: true });
@@ -214,6 +231,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const base = { id, created: now, model: modelId, system_fingerprint: null };
     const results: JobResult[] = [];
     const logs: ReturnType<typeof chatLogprob>[][] = Array.from({ length: r.n }, () => []);
+    const experts: ExpertsJson[][] | null = r.experts ? Array.from({ length: r.n }, () => []) : null;
     let remaining = r.n, failed = false;
     let jobs: Job[] = [];
     let emit: ((o: unknown) => void) | null = null;
@@ -230,6 +248,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         choices: results.map((x, i) => ({
           index: i, message: { role: "assistant", content: x.text, refusal: null },
           logprobs: r.logprobs ? { content: logs[i], refusal: null } : null, finish_reason: x.finishReason,
+          ...withExperts(experts?.[i], false),
         })),
         usage,
       });
@@ -239,14 +258,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       onToken: (ev: TokenEvent) => {
         const lp = ev.id >= 0 && ev.logprob !== undefined ? chatLogprob(ev.id, ev.logprob, ev.top ?? []) : null;
         if (lp) logs[i]!.push(lp);
-        if (r.stream && (ev.text || lp)) {
-          emit!({ ...base, object: "chat.completion.chunk", choices: [{ index: i, delta: { content: ev.text }, logprobs: lp ? { content: [lp], refusal: null } : null, finish_reason: null }], ...(r.includeUsage ? { usage: null } : {}) });
+        if (r.stream && (ev.text || lp || experts?.[i]!.length)) {
+          emit!({ ...base, object: "chat.completion.chunk", choices: [{ index: i, delta: { content: ev.text }, logprobs: lp ? { content: [lp], refusal: null } : null, finish_reason: null, ...withExperts(experts?.[i], true) }], ...(r.includeUsage ? { usage: null } : {}) });
         }
       },
+      onExperts: (e: TokenExperts) => { experts?.[i]!.push(expertsJson(e)); },
       onDone: (x: JobResult) => {
         results[i] = x;
         metrics.onJob(x);
-        if (r.stream) emit!({ ...base, object: "chat.completion.chunk", choices: [{ index: i, delta: {}, logprobs: null, finish_reason: x.finishReason }], ...(r.includeUsage ? { usage: null } : {}) });
+        if (r.stream) emit!({ ...base, object: "chat.completion.chunk", choices: [{ index: i, delta: {}, logprobs: null, finish_reason: x.finishReason, ...withExperts(experts?.[i], true) }], ...(r.includeUsage ? { usage: null } : {}) });
         if (--remaining === 0 && !failed) done();
       },
       onError: (e: Error) => {
@@ -269,6 +289,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // ---- /v1/completions ----
   const completions = (body: Body, res: ServerResponse) => {
     const r = parseCompletionRequest(body, tokenizer.nVocab);
+    checkExperts(r);
     const prompts = r.prompts.map((p) => (typeof p === "string" ? tokenizer.encode(p, { addBos: tokenizer.vocab.addBos, parseSpecial: true }) : p));
     prompts.forEach((p, i) => checkLength(p.length, prompts.length > 1 ? `prompt ${i}` : "the prompt", "prompt"));
     const id = newId("cmpl-"), now = Math.floor(Date.now() / 1000);
@@ -276,6 +297,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const nChoices = prompts.length * r.n;
     const results: JobResult[] = [];
     const texts: string[] = new Array(nChoices).fill("");
+    const experts: ExpertsJson[][] | null = r.experts ? Array.from({ length: nChoices }, () => []) : null;
     type Lp = { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[]; text_offset: number[] };
     const lps: Lp[] = Array.from({ length: nChoices }, () => ({ tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] }));
     const topDict = (top: TokenLogprob[]) => Object.fromEntries(top.map((t) => [table.text(t.token), t.logprob]));
@@ -317,7 +339,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         choices: results.map((x, c) => {
           const e = echoes[c];
           const lp = wantLp ? (e ? { tokens: [...e.lp.tokens, ...lps[c]!.tokens], token_logprobs: [...e.lp.token_logprobs, ...lps[c]!.token_logprobs], top_logprobs: [...e.lp.top_logprobs, ...lps[c]!.top_logprobs], text_offset: [...e.lp.text_offset, ...lps[c]!.text_offset] } : lps[c]) : null;
-          return { index: c, text: (e ? e.text : "") + x.text, logprobs: lp, finish_reason: x.finishReason };
+          return { index: c, text: (e ? e.text : "") + x.text, logprobs: lp, finish_reason: x.finishReason, ...withExperts(experts?.[c], false) };
         }),
         usage,
       });
@@ -351,13 +373,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
             }
             texts[c] += ev.text;
             offset += ev.text.length;
-            if (r.stream && (ev.text || one.tokens.length)) emit!({ ...base, choices: [{ index: c, text: ev.text, logprobs: wantLp ? one : null, finish_reason: null }] });
+            if (r.stream && (ev.text || one.tokens.length || experts?.[c]!.length)) emit!({ ...base, choices: [{ index: c, text: ev.text, logprobs: wantLp ? one : null, finish_reason: null, ...withExperts(experts?.[c], true) }] });
           },
+          onExperts: (e) => { experts?.[c]!.push(expertsJson(e)); },
           onDone: (x) => {
             results[c] = x;
             metrics.onJob(x);
             sendEcho(x);
-            if (r.stream) emit!({ ...base, choices: [{ index: c, text: "", logprobs: null, finish_reason: x.finishReason }] });
+            if (r.stream) emit!({ ...base, choices: [{ index: c, text: "", logprobs: null, finish_reason: x.finishReason, ...withExperts(experts?.[c], true) }] });
             if (--remaining === 0 && !failed) done();
           },
           onError: (e) => {
@@ -411,7 +434,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const modelCard = () => ({
     id: modelId, object: "model", created, owned_by: "cmx",
-    meta: { n_ctx: nCtx, n_ctx_train: model.config.nCtxTrain, n_vocab: model.config.nVocab, n_embd: model.config.nEmbd, n_params_file_bytes: loaded.fileSize, parallel },
+    meta: {
+      n_ctx: nCtx, n_ctx_train: model.config.nCtxTrain, n_vocab: model.config.nVocab, n_embd: model.config.nEmbd,
+      n_layer: model.config.nLayer, n_expert: model.config.nExpert, n_expert_used: model.config.nExpertUsed,
+      n_params_file_bytes: loaded.fileSize, parallel,
+    },
   });
 
   const serveStatic = (path: string, res: ServerResponse, head: boolean): boolean => {

@@ -24,6 +24,21 @@ export interface StreamStats {
   genMs: number;
 }
 
+/** The server's `experts` extension: one generated token's routing. */
+export interface ExpertEntry {
+  token: string;
+  id: number;
+  text: string;
+  /** per layer, the experts chosen for the token (best first) */
+  layers: number[][];
+  weights: number[][];
+}
+
+export interface ModelInfo {
+  id: string;
+  meta?: Record<string, number>;
+}
+
 export class ApiError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
@@ -45,24 +60,26 @@ async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, msg);
 }
 
-export async function listModels(apiKey: string): Promise<{ id: string; meta?: Record<string, number> }[]> {
+export async function listModels(apiKey: string): Promise<ModelInfo[]> {
   const res = await fetch("v1/models", { headers: headers(apiKey) });
   if (!res.ok) throw await errorOf(res);
-  return ((await res.json()) as { data: { id: string; meta?: Record<string, number> }[] }).data;
+  return ((await res.json()) as { data: ModelInfo[] }).data;
 }
 
 /**
  * Stream a chat completion; `onText` receives each piece of text. Resolves with the statistics
- * when the stream ends; rejects with an AbortError when `signal` aborts.
+ * when the stream ends; rejects with an AbortError when `signal` aborts. With `onExperts`, the
+ * server is asked for each token's experts (they arrive a token behind the text).
  */
 export async function streamChat(
   messages: Msg[], sampling: Sampling, apiKey: string, signal: AbortSignal, onText: (t: string) => void,
+  onExperts?: (entries: ExpertEntry[]) => void,
 ): Promise<StreamStats> {
   const t0 = performance.now();
   const res = await fetch("v1/chat/completions", {
     method: "POST",
     headers: headers(apiKey),
-    body: JSON.stringify({ messages, ...sampling, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ messages, ...sampling, stream: true, stream_options: { include_usage: true }, ...(onExperts ? { experts: true } : {}) }),
     signal,
   });
   if (!res.ok || !res.body) throw await errorOf(res);
@@ -74,7 +91,7 @@ export async function streamChat(
       if (ev.data === "[DONE]") return;
       const d = JSON.parse(ev.data) as {
         error?: { message: string };
-        choices?: { delta?: { content?: string }; finish_reason?: string | null }[];
+        choices?: { delta?: { content?: string }; finish_reason?: string | null; experts?: ExpertEntry[] }[];
         usage?: { completion_tokens: number; prompt_tokens: number } | null;
       };
       if (d.error) { failure = new ApiError(500, d.error.message); return; }
@@ -84,6 +101,7 @@ export async function streamChat(
         if (!first) { first = performance.now(); stats.ttftMs = first - t0; }
         onText(text);
       }
+      if (c?.experts?.length) onExperts?.(c.experts);
       if (c?.finish_reason) stats.finishReason = c.finish_reason;
       if (d.usage) { stats.completionTokens = d.usage.completion_tokens; stats.promptTokens = d.usage.prompt_tokens; }
     },

@@ -1,5 +1,6 @@
 import "./style.css";
 import { ApiError, listModels, streamChat, type Msg } from "./api.js";
+import { expertsSeen, layersOf, renderExpertTokens, renderLegend, storeEntries } from "./experts.js";
 import { setMarkdown } from "./markdown.js";
 import {
   DEFAULT_SETTINGS, loadConversations, loadSettings, newConversation, saveConversations, saveSettings,
@@ -13,6 +14,7 @@ const els = {
   send: $<HTMLButtonElement>("send"), stop: $<HTMLButtonElement>("stop"), regenerate: $<HTMLButtonElement>("regenerate"),
   system: $<HTMLTextAreaElement>("system"), apiKey: $<HTMLInputElement>("api_key"), serverInfo: $("server-info"),
   reset: $<HTMLButtonElement>("reset-settings"),
+  expertView: $<HTMLInputElement>("expert-view"), expertLayer: $<HTMLSelectElement>("expert-layer"), legend: $("expert-legend"),
 };
 const NUMERIC = ["temperature", "top_p", "top_k", "repetition_penalty", "max_tokens"] as const;
 
@@ -20,6 +22,10 @@ let conversations: Conversation[] = loadConversations();
 let current: Conversation = conversations[0] ?? newConversation();
 let settings: Settings = loadSettings();
 let running: AbortController | null = null;
+/** the served model's sizes (/v1/models meta: n_layer, n_expert, ...) */
+let meta: Record<string, number> = {};
+/** the turn shown by each message's content element */
+const shown = new WeakMap<HTMLElement, Turn>();
 
 // ---- settings -------------------------------------------------------------------------------------
 
@@ -41,10 +47,69 @@ function readSettings(): void {
 
 for (const id of ["system", "api_key", ...NUMERIC]) $(id).addEventListener("change", () => { readSettings(); if (id === "api_key") void loadServerInfo(); });
 els.reset.addEventListener("click", () => {
-  settings = { ...DEFAULT_SETTINGS, apiKey: settings.apiKey };
+  settings = { ...DEFAULT_SETTINGS, apiKey: settings.apiKey, expertView: settings.expertView, expertLayer: settings.expertLayer };
   saveSettings(settings);
   showSettings();
 });
+
+// ---- colour by expert -----------------------------------------------------------------------------
+
+/** Layers to offer: the model's, else those of the data shown. */
+function layerCount(): number {
+  if (meta.n_layer) return meta.n_layer;
+  let n = 0;
+  for (const t of current.turns) if (t.experts) n = Math.max(n, layersOf(t.experts));
+  return n;
+}
+
+function showExpertControls(): void {
+  els.expertView.checked = settings.expertView;
+  const n = layerCount();
+  const want = ["-1", ...Array.from({ length: n }, (_, l) => String(l))];
+  if ([...els.expertLayer.options].map((o) => o.value).join() !== want.join()) {
+    els.expertLayer.replaceChildren(...want.map((v) => new Option(v === "-1" ? "All layers" : `Layer ${v}`, v)));
+  }
+  if (settings.expertLayer >= n && n > 0) settings.expertLayer = -1;
+  els.expertLayer.value = want.includes(String(settings.expertLayer)) ? String(settings.expertLayer) : "-1";
+  els.expertLayer.disabled = !settings.expertView;
+  els.legend.hidden = !settings.expertView;
+  if (settings.expertView) {
+    let nExpert = meta.n_expert ?? 0, k = meta.n_expert_used ?? 0;
+    for (const t of current.turns) if (t.experts) { nExpert = Math.max(nExpert, expertsSeen(t.experts)); k = k || t.experts.k; }
+    renderLegend(els.legend, nExpert || 8, settings.expertLayer, k || 2);
+  }
+}
+
+/** Draw an answer: Markdown, or with "colour by expert" its tokens as coloured spans. */
+function renderContent(el: HTMLElement, t: Turn, streaming = false): void {
+  shown.set(el, t);
+  if (t.role !== "assistant") { el.textContent = t.content; return; }
+  if (settings.expertView && t.experts) {
+    renderExpertTokens(el, t.content, t.experts, settings.expertLayer);
+    return;
+  }
+  el.classList.remove("experts");
+  setMarkdown(el, t.content);
+  if (settings.expertView && !streaming && t.content) {
+    const note = document.createElement("p");
+    note.className = "expert-note";
+    note.textContent = "No expert data for this answer: it was written with “Colour by expert” off. Regenerate it to see its experts.";
+    el.append(note);
+  }
+}
+
+function onExpertSettings(): void {
+  settings = { ...settings, expertView: els.expertView.checked, expertLayer: Number(els.expertLayer.value) };
+  saveSettings(settings);
+  showExpertControls();
+  for (const el of els.messages.querySelectorAll<HTMLElement>(".msg.assistant .content")) {
+    const t = shown.get(el);
+    if (t) renderContent(el, t, el.closest(".streaming") !== null);
+  }
+}
+
+els.expertView.addEventListener("change", onExpertSettings);
+els.expertLayer.addEventListener("change", onExpertSettings);
 
 // ---- conversations --------------------------------------------------------------------------------
 
@@ -108,8 +173,7 @@ function messageEl(t: Turn): { root: HTMLElement; content: HTMLElement; stats: H
   who.textContent = t.role === "user" ? "You" : "Assistant";
   const content = document.createElement("div");
   content.className = "content";
-  if (t.role === "assistant") setMarkdown(content, t.content);
-  else content.textContent = t.content;
+  renderContent(content, t);
   const stats = document.createElement("div");
   stats.className = "stats";
   stats.textContent = statsText(t);
@@ -132,6 +196,7 @@ function renderMessages(): void {
 
 function renderAll(): void {
   renderList();
+  showExpertControls();
   renderMessages();
   updateButtons();
 }
@@ -157,6 +222,8 @@ async function answer(): Promise<void> {
   const history: Msg[] = current.turns.map((t) => ({ role: t.role, content: t.content }));
   if (settings.system.trim()) history.unshift({ role: "system", content: settings.system.trim() });
   const turn: Turn = { role: "assistant", content: "" };
+  const withExperts = settings.expertView;
+  if (withExperts) turn.experts = { k: 0, tokens: [] };
   current.turns.push(turn);
   const view = messageEl(turn);
   view.root.classList.add("streaming");
@@ -170,7 +237,7 @@ async function answer(): Promise<void> {
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
-      setMarkdown(view.content, turn.content);
+      renderContent(view.content, turn, true);
       const nearBottom = els.messages.scrollHeight - els.messages.scrollTop - els.messages.clientHeight < 120;
       if (nearBottom) els.messages.scrollTop = els.messages.scrollHeight;
     });
@@ -184,7 +251,12 @@ async function answer(): Promise<void> {
       pieces++;
       turn.content += t;
       paint();
-    });
+    }, withExperts ? (entries) => {
+      const ex = turn.experts!;
+      ex.k ||= entries[0]!.layers[0]?.length ?? 0;
+      ex.tokens.push(...storeEntries(entries));
+      paint();
+    } : undefined);
     turn.stats = { tokens: s.completionTokens, tokensPerSecond: s.genMs > 0 ? (s.completionTokens - 1) / (s.genMs / 1000) : 0, ttftMs: s.ttftMs, finish: s.finishReason ?? "stop" };
   } catch (e) {
     const aborted = (e as Error).name === "AbortError";
@@ -197,7 +269,8 @@ async function answer(): Promise<void> {
     }
   } finally {
     running = null;
-    setMarkdown(view.content, turn.content);
+    if (turn.experts && !turn.experts.tokens.length) delete turn.experts;
+    renderContent(view.content, turn);
     view.root.classList.remove("streaming");
     view.stats.textContent = statsText(turn);
     current.updated = Date.now();
@@ -241,6 +314,8 @@ async function loadServerInfo(): Promise<void> {
     const models = await listModels(settings.apiKey);
     const m = models[0];
     els.serverInfo.textContent = m ? `Model: ${m.id}${m.meta?.n_ctx ? ` · context ${m.meta.n_ctx}` : ""}` : "No model";
+    meta = m?.meta ?? {};
+    showExpertControls();
   } catch (e) {
     els.serverInfo.textContent = e instanceof ApiError && e.status === 401 ? "API key needed (Settings)" : "Server unreachable";
   }

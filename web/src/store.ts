@@ -8,8 +8,26 @@ export interface AnswerStats {
   finish: string;
 }
 
+/** One generated token's routing, compact: e[l * k + j] is layer l's j-th expert, w the same in percent. */
+export interface StoredToken {
+  /** the text the token added to the answer */
+  t: string;
+  /** the token as the tokenizer shows it (tooltip) */
+  p: string;
+  e: number[];
+  w: number[];
+}
+
+/** The experts of every token of an answer (answers generated with "colour by expert" on). */
+export interface TurnExperts {
+  /** experts per token and layer */
+  k: number;
+  tokens: StoredToken[];
+}
+
 export interface Turn extends Msg {
   stats?: AnswerStats;
+  experts?: TurnExperts;
 }
 
 export interface Conversation {
@@ -22,11 +40,16 @@ export interface Conversation {
 export interface Settings extends Sampling {
   system: string;
   apiKey: string;
+  /** colour answers by the experts that generated them (asks the server for them) */
+  expertView: boolean;
+  /** the layer whose experts colour the tokens; -1: all layers */
+  expertLayer: number;
 }
 
 // the server's defaults (the seed's): temperature 0.2, top_p 0.9, top_k 40, repetition penalty 1.1
 export const DEFAULT_SETTINGS: Settings = {
   system: "", apiKey: "", temperature: 0.2, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, max_tokens: 512,
+  expertView: false, expertLayer: -1,
 };
 
 const CONV_KEY = "cmx.conversations.v1";
@@ -47,7 +70,15 @@ export function loadConversations(): Conversation[] {
 }
 
 export function saveConversations(list: Conversation[]): void {
-  try { localStorage.setItem(CONV_KEY, JSON.stringify(list)); } catch { /* storage full or disabled */ }
+  try {
+    localStorage.setItem(CONV_KEY, JSON.stringify(list));
+  } catch {
+    // storage full (expert data is large): keep the experts of the newest conversation only
+    try {
+      const lean = list.map((c, i) => (i === 0 ? c : { ...c, turns: c.turns.map(({ experts: _, ...t }) => t) }));
+      localStorage.setItem(CONV_KEY, JSON.stringify(lean));
+    } catch { /* storage full or disabled */ }
+  }
 }
 
 export function loadSettings(): Settings {

@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from "node:os";
 import { ArgumentError } from "../errors.js";
-import { GgmlType, blockFormat, typeName } from "../quant/format.js";
+import { type GgmlType, typeName } from "../quant/format.js";
 import type { Backend, WeightStorage } from "./backend.js";
 import type { AttentionShape } from "./js/attention.js";
 import { matrixOf, type QuantizedRows, type Weight } from "./js/matmul.js";
@@ -201,8 +201,4 @@ export class WasmBackend implements Backend {
     this.pool?.close();
     this.pool = undefined;
   }
-}
-
-export function describeType(t: GgmlType): string {
-  return `${typeName(t)} (${blockFormat(t)?.blockSize ?? "?"}/block)`;
 }

@@ -10,7 +10,7 @@ import { ArgumentError, ModelError, UnsupportedError } from "../errors.js";
 import { ExpertCache, type ExpertSource } from "./expert-cache.js";
 import type { GgufReader } from "../io/gguf/reader.js";
 import type { GgufTensorInfo } from "../io/gguf/types.js";
-import { GgmlType, typeName } from "../quant/format.js";
+import { type GgmlType, typeName } from "../quant/format.js";
 import { dequantize, isSupported } from "../quant/index.js";
 import { matrixOf, type Weight } from "../kernels/js/matmul.js";
 import { JsBackend, type Backend } from "../kernels/backend.js";
@@ -180,5 +180,3 @@ export function weightRow(w: Weight, mat: number, row: number, out: Float32Array
   const m = matrixOf(w, mat);
   dequantize(w.type, m.data, m.off + row * w.rowBytes, out, outOff, w.nIn);
 }
-
-export const F32 = GgmlType.F32;

@@ -110,7 +110,7 @@ export class Recipe {
 
   typeFor(t: TensorShape): GgmlType {
     if (!isQuantizable(t)) return GgmlType.F32;
-    const f = this.ftype, m = this.m, name = t.name;
+    const f = this.ftype, name = t.name;
     let type = this.base;
     const quantized = !(f === "F32" || f === "F16" || f === "BF16");
     if (!this.pure && quantized) type = this.mix(t, type);
@@ -122,7 +122,6 @@ export class Recipe {
       if (fb === undefined) throw new ArgumentError(`tensor "${name}": row length ${t.dims[0]} does not fit ${blockFormat(type)!.name} blocks`);
       type = t.dims[0]! % blockFormat(fb)!.blockSize === 0 ? fb : GgmlType.F16;
     }
-    void m;
     return type;
   }
 

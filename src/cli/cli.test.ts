@@ -102,6 +102,8 @@ test("bad arguments and files give one clear line, no stack trace", { skip: !ref
     [["run", "-m", refPath("tokenizer", "tokenizer.model.v1"), "-p", "x"], /not a GGUF file/],
     [["logits", "-m", A, "--tokens", "1,x", "--out", join(dir, "x")], /"x" is not a token id/],
     [["run", "-m", A, "-p", "x", "--disable-experts", "0:9"], /outside 2 layers x 4 experts/],
+    [["serve", "-m", A, "--port", "0", "--disable-experts", "0:9"], /outside 2 layers x 4 experts/],
+    [["serve", "-m", A, "--port", "0", "--max-memory", "1M"], /--max-memory .* is too small/],
     [["frobnicate"], /unknown command/],
   ];
   for (const [args, re] of cases) {

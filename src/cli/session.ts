@@ -12,24 +12,46 @@ export interface OpenedModel extends LoadedModel {
   threads: number;
 }
 
-export function openModel(values: Record<string, unknown>, opts: { defaultCtx?: number } = {}): OpenedModel {
-  const path = (values["model"] as string | undefined) ?? defaultModelPath();
-  const threads = num(values["threads"], "threads", { int: true, min: 1, max: 512 }) ?? availableParallelism();
+/** Threads from -t (default: all cores). */
+export function threadsOption(values: Record<string, unknown>): number {
+  return num(values["threads"], "threads", { int: true, min: 1, max: 512 }) ?? availableParallelism();
+}
+
+/** KV cache type from --kv-type (default: f16, as llama.cpp). */
+export function kvTypeOption(values: Record<string, unknown>): KvType {
   const kv = (values["kv-type"] as string | undefined) ?? "f16";
   if (kv !== "f16" && kv !== "f32") throw new ArgumentError(`--kv-type: expected f16 or f32, got "${kv}"`);
-  const dis = values["disable-experts"] as string | undefined;
+  return kv;
+}
+
+/** Load the model named by -m (or the built-in one) with -t, --backend, --disable-experts and --max-memory. */
+export function loadFromOptions(values: Record<string, unknown>): LoadedModel & { threads: number } {
+  const path = (values["model"] as string | undefined) ?? defaultModelPath();
+  const threads = threadsOption(values);
   const backend = values["backend"] as string | undefined;
   if (backend !== undefined && backend !== "wasm" && backend !== "js") throw new ArgumentError(`--backend: expected wasm or js, got "${backend}"`);
+  const dis = values["disable-experts"] as string | undefined;
   const mm = values["max-memory"] as string | undefined;
   const loaded = loadModel(path, {
     disableExperts: dis ? dis.split(",").filter(Boolean) : [], threads, ...(backend ? { backend } : {}),
     ...(mm !== undefined ? { maxMemory: parseSize(mm) } : {}),
   });
-  const train = loaded.model.config.nCtxTrain;
-  const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 1 }) ?? Math.min(train, opts.defaultCtx ?? 4096);
-  if (nCtx > train) {
-    throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${train} tokens this model was trained for`);
+  return { ...loaded, threads };
+}
+
+/** The context size from -c (default: the model's, at most `dflt`), checked against the trained context. */
+export function contextSizeOption(values: Record<string, unknown>, nCtxTrain: number, dflt = 4096, min = 1): number {
+  const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min }) ?? Math.min(nCtxTrain, dflt);
+  if (nCtx > nCtxTrain) {
+    throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${nCtxTrain} tokens this model was trained for`);
   }
-  const ctx = loaded.model.newContext({ nCtx, kvType: kv as KvType });
-  return { ...loaded, ctx, threads };
+  return nCtx;
+}
+
+export function openModel(values: Record<string, unknown>, opts: { defaultCtx?: number } = {}): OpenedModel {
+  const kv = kvTypeOption(values);
+  const loaded = loadFromOptions(values);
+  const nCtx = contextSizeOption(values, loaded.model.config.nCtxTrain, opts.defaultCtx);
+  const ctx = loaded.model.newContext({ nCtx, kvType: kv });
+  return { ...loaded, ctx };
 }

@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ArgumentError } from "../../errors.js";
@@ -7,12 +6,12 @@ import { DEFAULT_MAX_LENGTH, GREEDY_SAMPLING, LongBenchData, SEED_SAMPLING, ZH_T
 import { BENCHES, LAYOUTS, McqData, SPLITS, formatTable, resultName, type Bench, type TemplateMode } from "../../eval/mcq.js";
 import { reportJson, runMcq, type McqMode } from "../../eval/mcq-run.js";
 import { defaultModelPath } from "../../model/default-model.js";
-import type { KvType } from "../../model/kv-cache.js";
-import { loadModel, parseSize, vocabFromGguf, type LoadedModel } from "../../model/load.js";
+import { vocabFromGguf } from "../../model/load.js";
 import { readGgufHeader } from "../../io/gguf/reader.js";
 import { SpmTokenizer } from "../../tokenizer/spm.js";
 import { MODEL_HELP, MODEL_OPTIONS, num, parse } from "../args.js";
 import { Progress } from "../progress.js";
+import { kvTypeOption, loadFromOptions } from "../session.js";
 
 export const HELP = `cmx eval: C-Eval, CMMLU, MMLU and LongBench, measured as the seed project measures them
 
@@ -76,25 +75,6 @@ const OPTIONS = {
 } as const;
 
 type Values = Record<string, unknown>;
-
-function loadLocal(values: Values): LoadedModel {
-  const path = (values["model"] as string | undefined) ?? defaultModelPath();
-  const threads = num(values["threads"], "threads", { int: true, min: 1, max: 512 }) ?? availableParallelism();
-  const backend = values["backend"] as string | undefined;
-  if (backend !== undefined && backend !== "wasm" && backend !== "js") throw new ArgumentError(`--backend: expected wasm or js, got "${backend}"`);
-  const dis = values["disable-experts"] as string | undefined;
-  const mm = values["max-memory"] as string | undefined;
-  return loadModel(path, {
-    threads, disableExperts: dis ? dis.split(",").filter(Boolean) : [], ...(backend ? { backend } : {}),
-    ...(mm !== undefined ? { maxMemory: parseSize(mm) } : {}),
-  });
-}
-
-function kvType(values: Values): KvType {
-  const kv = (values["kv-type"] as string | undefined) ?? "f16";
-  if (kv !== "f16" && kv !== "f32") throw new ArgumentError(`--kv-type: expected f16 or f32, got "${kv}"`);
-  return kv;
-}
 
 function endpointBackend(values: Values, parallel: number): EndpointBackend {
   const key = (values["api-key"] as string | undefined) ?? process.env.OPENAI_API_KEY;
@@ -170,11 +150,11 @@ async function mcq(bench: Bench, values: Values): Promise<void> {
     await eb.init();
     backend = eb;
   } else {
-    const loaded = loadLocal(values);
+    const loaded = loadFromOptions(values);
     const train = loaded.model.config.nCtxTrain;
     const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 16 }) ?? Math.min(train, 4096);
     if (nCtx > train) throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${train} tokens this model was trained for`);
-    backend = new LocalBackend(loaded, { nCtx, kvType: kvType(values), parallel });
+    backend = new LocalBackend(loaded, { nCtx, kvType: kvTypeOption(values), parallel });
   }
   const template: TemplateMode = bench === "mmlu" ? "none" : tpl === "auto" ? (backend.looksInstruct ? "instruct" : "none") : (tpl as TemplateMode);
   if (bench === "mmlu" && tpl === "instruct") throw new ArgumentError("mmlu: the seed evaluates MMLU without a chat template; use --template none");
@@ -220,11 +200,11 @@ async function longbench(values: Values): Promise<void> {
     backend = eb;
     tokenizer = tokenizerFrom((values["tokenizer"] as string | undefined) ?? (values["model"] as string | undefined) ?? defaultModelPath());
   } else {
-    const loaded = loadLocal(values);
+    const loaded = loadFromOptions(values);
     const train = loaded.model.config.nCtxTrain;
     const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 16 }) ?? Math.min(train, maxLength + maxGen + 64);
     if (nCtx > train) throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${train} tokens this model was trained for`);
-    backend = new LocalBackend(loaded, { nCtx, kvType: kvType(values), parallel: 1 });
+    backend = new LocalBackend(loaded, { nCtx, kvType: kvTypeOption(values), parallel: 1 });
     tokenizer = loaded.tokenizer;
   }
   const out = (values["out"] as string | undefined) ?? join("cmx-eval", `longbench-${maxLength}${values["sample"] ? "-sample" : ""}.json`);

@@ -1,9 +1,7 @@
-import { availableParallelism } from "node:os";
 import { ArgumentError } from "../../errors.js";
-import { defaultModelPath } from "../../model/default-model.js";
-import { loadModel } from "../../model/load.js";
 import { DEFAULT_PORT, startServer } from "../../server/server.js";
 import { num, parse } from "../args.js";
+import { contextSizeOption, kvTypeOption, loadFromOptions } from "../session.js";
 
 export const HELP = `cmx serve: an OpenAI-compatible API server with a web chat page
 
@@ -24,6 +22,8 @@ POST /v1/embeddings, GET /health, GET /metrics (Prometheus), and the chat page a
   -t, --threads N           threads (default: all cores)
       --backend wasm|js     kernels: WebAssembly SIMD (default) or the plain-TypeScript reference
       --kv-type f16|f32     KV cache type (default: f16)
+      --disable-experts L:E,...  switch experts off (the router picks among the rest)
+      --max-memory SIZE     keep at most SIZE of weights in memory; experts are read on demand
       --quiet               do not log each request
 
 See docs/serve.md for the API, examples with the openai client, LangChain.js and curl.
@@ -42,6 +42,8 @@ export async function main(argv: string[]): Promise<void> {
     threads: { type: "string", short: "t" },
     backend: { type: "string" },
     "kv-type": { type: "string" },
+    "disable-experts": { type: "string" },
+    "max-memory": { type: "string" },
     quiet: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "serve");
@@ -50,11 +52,7 @@ export async function main(argv: string[]): Promise<void> {
   const port = num(values.port, "port", { int: true, min: 0, max: 65535 }) ?? DEFAULT_PORT;
   const parallel = num(values.parallel, "parallel", { int: true, min: 1, max: 256 }) ?? 4;
   const queueLimit = num(values.queue, "queue", { int: true, min: 0, max: 1_000_000 }) ?? 64;
-  const threads = num(values.threads, "threads", { int: true, min: 1, max: 512 }) ?? availableParallelism();
-  const kv = (values["kv-type"] as string | undefined) ?? "f16";
-  if (kv !== "f16" && kv !== "f32") throw new ArgumentError(`--kv-type: expected f16 or f32, got "${kv}"`);
-  const backend = values.backend as string | undefined;
-  if (backend !== undefined && backend !== "wasm" && backend !== "js") throw new ArgumentError(`--backend: expected wasm or js, got "${backend}"`);
+  const kv = kvTypeOption(values);
   const apiKey = (values["api-key"] as string | undefined) ?? process.env.CMX_API_KEY;
   if (apiKey !== undefined && apiKey.length < 1) throw new ArgumentError("--api-key: the key is empty");
   const cors = values.cors as string | undefined;
@@ -63,11 +61,9 @@ export async function main(argv: string[]): Promise<void> {
   }
   const host = (values.host as string | undefined) ?? "127.0.0.1";
 
-  const path = (values.model as string | undefined) ?? defaultModelPath();
-  const loaded = loadModel(path, { threads, ...(backend ? { backend: backend as "wasm" | "js" } : {}) });
-  const train = loaded.model.config.nCtxTrain;
-  const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 16 }) ?? Math.min(train, 4096);
-  if (nCtx > train) throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${train} tokens this model was trained for`);
+  const loaded = loadFromOptions(values);
+  const { path, threads } = loaded;
+  const nCtx = contextSizeOption(values, loaded.model.config.nCtxTrain, 4096, 16);
 
   const quiet = !!values.quiet;
   const s = await startServer({

@@ -45,10 +45,7 @@ export function ingestPrompt(ctx: MixtralContext, prompt: number[]): { logits: F
   if (prompt.length > ctx.nCtx) {
     throw new ContextFullError(`the prompt is ${prompt.length} tokens, longer than the context size ${ctx.nCtx} (raise it with -c)`);
   }
-  let common = 0;
-  const cached = ctx.tokens;
-  while (common < cached.length && common < prompt.length && cached[common] === prompt[common]) common++;
-  if (common === prompt.length) common--; // re-evaluate the last token to get its logits
+  const common = ctx.reusablePrefix(prompt);
   ctx.truncate(common);
   const logits = ctx.eval(prompt.slice(common), { logits: "last" });
   return { logits, cached: common };

@@ -258,6 +258,16 @@ export class MixtralContext {
     this.cache.v.length = 0;
   }
 
+  /**
+   * How many leading tokens of `prompt` this cache already holds and can keep: the common prefix,
+   * less one when that is the whole prompt (its last token is evaluated again for its logits).
+   */
+  reusablePrefix(prompt: readonly number[]): number {
+    let n = 0;
+    while (n < this.tokens.length && n < prompt.length && this.tokens[n] === prompt[n]) n++;
+    return Math.max(0, Math.min(n, prompt.length - 1));
+  }
+
   /** Forget everything from position n on (n = 0: clear). */
   truncate(n: number): void {
     this.tokens.length = Math.min(n, this.tokens.length);

@@ -233,14 +233,13 @@ export class Scheduler {
       const reusable = !job.spec.embed && !job.spec.promptLogprobs;
       let best = free[0]!, bestCommon = -1;
       for (const s of free) {
-        const common = reusable ? commonPrefix(s.ctx.tokens, job.spec.prompt) : 0;
+        const common = reusable ? s.ctx.reusablePrefix(job.spec.prompt) : 0;
         if (common > bestCommon || (common === bestCommon && s.lastUsed < best.lastUsed)) { best = s; bestCommon = common; }
       }
       best.job = job;
       job.slot = best;
       job.phase = "prompt";
-      let common = Math.max(0, bestCommon);
-      if (common >= job.spec.prompt.length) common = job.spec.prompt.length - 1; // re-read the last token for its logits
+      const common = Math.max(0, bestCommon);
       best.ctx.truncate(common);
       job.pos = common;
       job.cached = common;
@@ -469,8 +468,3 @@ export class Scheduler {
   }
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}

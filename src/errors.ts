@@ -55,3 +55,19 @@ export class ContextFullError extends CmxError {
     this.name = "ContextFullError";
   }
 }
+
+/** Not enough memory (or another resource) for what was asked. */
+export class ResourceError extends CmxError {
+  constructor(message: string) {
+    super("E_RESOURCE", message);
+    this.name = "ResourceError";
+  }
+}
+
+/** Training data that cannot be used (bad JSON, a record without the needed fields, an empty file). */
+export class DataError extends CmxError {
+  constructor(message: string) {
+    super("E_DATA", message);
+    this.name = "DataError";
+  }
+}

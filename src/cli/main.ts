@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (a
   convert: { summary: "a Hugging Face Mixtral/Mistral/Llama folder to GGUF (as llama.cpp's converter)", load: () => import("./commands/convert.js") },
   export: { summary: "a GGUF to a Hugging Face folder (safetensors, config.json, tokenizer)", load: () => import("./commands/export.js") },
   "merge-lora": { summary: "merge a PEFT LoRA adapter into a base (HF folder or GGUF) -> GGUF or HF folder", load: () => import("./commands/merge-lora.js") },
+  train: { summary: "continued pre-training / instruction tuning with LoRA, QLoRA or in full (PEFT adapters out)", load: () => import("./commands/train.js") },
   experts: { summary: "expert routing statistics per layer and heatmaps, compared across texts", load: () => import("./commands/experts.js") },
   serve: { summary: "OpenAI-compatible API server with a web chat page, many users at once", load: () => import("./commands/serve.js") },
   inspect: { summary: "show a GGUF's metadata, tensors and parameter counts", load: () => import("./commands/inspect.js") },

@@ -28,6 +28,8 @@ export interface SyntheticSpec {
   /** no experts: a dense llama/Mistral model */
   dense?: boolean;
   std?: number;
+  /** Hugging Face's initialisation for training from scratch: every matrix N(0, std), embeddings and router included */
+  hfInit?: boolean;
 }
 
 /** Small fast PRNG (mulberry32) with Box-Muller normals. */
@@ -114,7 +116,8 @@ export function writeSyntheticModel(path: string, spec: SyntheticSpec, vocab: Vo
   const ones = (name: string, n: number): void => {
     tensors.push({ name, dims: [n], type: GgmlType.F32, data: () => new Uint8Array(new Float32Array(n).fill(1).buffer) });
   };
-  mat("token_embd.weight", [nEmbd, nVocab], spec.type, 1);
+  const big = spec.hfInit ? std : 1;
+  mat("token_embd.weight", [nEmbd, nVocab], spec.type, big);
   for (let l = 0; l < nLayer; l++) {
     const p = `blk.${l}.`;
     ones(p + "attn_norm.weight", nEmbd);
@@ -129,7 +132,7 @@ export function writeSyntheticModel(path: string, spec: SyntheticSpec, vocab: Vo
       mat(p + "ffn_up.weight", [nEmbd, nFf]);
       continue;
     }
-    mat(p + "ffn_gate_inp.weight", [nEmbd, nExpert], GgmlType.F32, 1);
+    mat(p + "ffn_gate_inp.weight", [nEmbd, nExpert], GgmlType.F32, big);
     if (spec.legacyExperts) {
       for (let e = 0; e < nExpert; e++) {
         mat(`${p}ffn_gate.${e}.weight`, [nEmbd, nFf]);
@@ -143,6 +146,6 @@ export function writeSyntheticModel(path: string, spec: SyntheticSpec, vocab: Vo
     }
   }
   ones("output_norm.weight", nEmbd);
-  mat("output.weight", [nEmbd, nVocab], spec.type, 1);
+  mat("output.weight", [nEmbd, nVocab], spec.type, big);
   writeGguf(path, { metadata: md, tensors });
 }

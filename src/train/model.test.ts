@@ -69,7 +69,7 @@ test("LoRA with B = 0 leaves the loss unchanged", () => {
 
 /** loss as step() optimises it: mean CE + auxCoef·aux */
 function lossOf(m: TrainModel, tokens: number[], targets: number[]): number {
-  const r = m.step(tokens, targets, 0, 99);
+  const r = m.stepMean(tokens, targets, 0, 99);
   return r.lossSum / r.nTargets + m.setup.auxCoef * r.aux;
 }
 
@@ -79,7 +79,7 @@ test("the whole model's gradient matches finite differences (full training, LoRA
   const { m, mem } = open(path, ALL);
   randomizeLoraB(m, 4);
   m.zeroGrad();
-  m.step(tokens, targets, 1, 99);
+  m.stepMean(tokens, targets, 1, 99);
   const grads = new Map(m.trainable().map((p) => [p, Float64Array.from(p.grad!.f)]));
   const check = (p: Param, idx: number[]) => {
     const g = grads.get(p)!;
@@ -119,7 +119,7 @@ test("recomputing activations gives the same gradients bit for bit, on 1 and 2 t
   const run = (recompute: boolean, threads: number) => {
     const { m, mem } = open(path, { ...ALL, recompute }, threads);
     randomizeLoraB(m, 4);
-    m.step(tokens, targets, 1, 7);
+    m.stepMean(tokens, targets, 1, 7);
     const out = m.trainable().map((p) => Float32Array.from(p.grad!.f));
     mem.close();
     return out;
@@ -137,13 +137,13 @@ test("a quantized base stays quantized (QLoRA) and only LoRA tensors get gradien
   randomizeLoraB(m, 4);
   const frozen = m.params.filter((p) => !p.trainable);
   assert.ok(frozen.filter((p) => p.rows > 1).every((p) => p.q !== undefined && p.value === undefined));
-  m.step(tokens, targets, 1, 3);
+  m.stepMean(tokens, targets, 1, 3);
   assert.ok(m.trainable().every((p) => p.name.includes(".lora_")));
   assert.ok(m.trainable().every((p) => p.grad!.f.some((v) => v !== 0)), "every LoRA tensor has a gradient");
   // the same model widened once gives the same gradients
   const w = open(path, { ...setup, residentBytes: undefined });
   randomizeLoraB(w.m, 4);
-  w.m.step(tokens, targets, 1, 3);
+  w.m.stepMean(tokens, targets, 1, 3);
   for (let i = 0; i < m.trainable().length; i++) assert.deepEqual(w.m.trainable()[i]!.grad!.f, m.trainable()[i]!.grad!.f);
   mem.close(); w.mem.close();
 });

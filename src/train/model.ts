@@ -575,10 +575,12 @@ export class TrainModel {
 
   /**
    * Forward and backward over one sequence: tokens[t] predicts targets[t] (−1: not scored).
-   * Gradients of gradScale·(mean cross-entropy + auxCoef·aux) are added to the parameters' grads.
-   * `seed` fixes the dropout masks (the same seed gives the same step, which resuming relies on).
+   * Adds to the parameters' grads the gradient of ceScale·Σ cross-entropy + auxScale·auxCoef·aux
+   * (stepMean gives the scales of one sequence's mean loss). `seed` fixes the dropout masks (the
+   * same seed gives the same step, which resuming relies on).
    */
-  step(tokens: ArrayLike<number>, targets: ArrayLike<number>, gradScale: number, seed: number): StepResult {
+  step(tokens: ArrayLike<number>, targets: ArrayLike<number>, scales: { ceScale: number; auxScale: number }, seed: number): StepResult {
+    const { ceScale, auxScale } = scales;
     const { cfg, mem, setup } = this;
     const T = tokens.length, d = cfg.nEmbd, V = cfg.nVocab;
     if (targets.length !== T) throw new ArgumentError(`step: ${T} tokens but ${targets.length} targets`);
@@ -622,7 +624,6 @@ export class TrainModel {
       const dhN = mem.alloc(T * d);
       const chunk = Math.max(1, Math.min(T, Math.floor((32 << 20) / (4 * V))));
       const logits = mem.alloc(chunk * V);
-      const ceScale = nTargets > 0 ? gradScale / nTargets : 0;
       let lossSum = 0;
       const out = this.output;
       for (let t0 = 0; t0 < T; t0 += chunk) {
@@ -645,7 +646,7 @@ export class TrainModel {
         aux *= E;
         if (setup.auxCoef > 0) {
           auxGrad = new Float64Array(E);
-          for (let e = 0; e < E; e++) auxGrad[e] = (gradScale * setup.auxCoef * E * (counts[e]! / rowsAll)) / rowsAll;
+          for (let e = 0; e < E; e++) auxGrad[e] = (auxScale * setup.auxCoef * E * (counts[e]! / rowsAll)) / rowsAll;
         }
       }
       // layers, last to first
@@ -675,6 +676,13 @@ export class TrainModel {
     } finally {
       mem.reset(mark0);
     }
+  }
+
+  /** step() for one sequence's mean loss times `scale`. */
+  stepMean(tokens: ArrayLike<number>, targets: ArrayLike<number>, scale: number, seed: number): StepResult {
+    let n = 0;
+    for (let t = 0; t < targets.length; t++) if (targets[t]! >= 0) n++;
+    return this.step(tokens, targets, { ceScale: n > 0 ? scale / n : 0, auxScale: scale }, seed);
   }
 
   /** Mean cross-entropy of a sequence without gradients (evaluation). */

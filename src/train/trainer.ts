@@ -247,7 +247,7 @@ export class Trainer {
           this.print(`step ${this.step}/${this.totalSteps} | loss ${m.loss!.toFixed(4)} | lr ${lr.toExponential(2)} | ${m.tokens_per_s} tok/s | grad ${gradNorm.toFixed(3)} | ETA ${fmtTime(eta)}\n`);
           logLoss = 0; logAux = 0; logN = 0; logTok = 0; logT = now;
         }
-        if (this.evalSet && o.evalEvery > 0 && (this.step % o.evalEvery === 0 || this.step === this.totalSteps)) {
+        if (this.evalSet && ((o.evalEvery > 0 && this.step % o.evalEvery === 0) || this.step === this.totalSteps)) {
           evalLoss = this.evaluate();
           if (evalLoss !== undefined) {
             this.record({ step: this.step, eval_loss: evalLoss, eval_ppl: Math.exp(evalLoss) });

@@ -23,17 +23,20 @@ interface TrainExports {
   heapBase(): number;
   gemmNT(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, N: number, K: number, acc: number, m0: number, m1: number): void;
   gemmNN(a: number, sam: number, sak: number, b: number, ldb: number, c: number, ldc: number, N: number, K: number, acc: number, m0: number, m1: number): void;
+  fill0(p: number, bytes: number): void;
+  copy(dst: number, src: number, bytes: number): void;
 }
 
 /** A float32 array in the training memory. */
 export class Buf {
   /** a view of the elements (valid for the memory's lifetime: shared memories never detach) */
   readonly f: Float32Array;
-  constructor(readonly ptr: number, readonly n: number, buffer: ArrayBufferLike) {
+  constructor(readonly ptr: number, readonly n: number, buffer: ArrayBufferLike, private readonly fill0?: (p: number, bytes: number) => void) {
     this.f = new Float32Array(buffer, ptr, n);
   }
   zero(): this {
-    this.f.fill(0);
+    if (this.fill0) this.fill0(this.ptr, this.n * 4);
+    else this.f.fill(0);
     return this;
   }
 }
@@ -87,7 +90,7 @@ export class TrainMemory {
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
     this.top = end;
     this.peak = Math.max(this.peak, end);
-    return new Buf(p, n, this.memory.buffer);
+    return new Buf(p, n, this.memory.buffer, this.ex?.fill0);
   }
   zeros(n: number): Buf {
     return this.alloc(n).zero();

@@ -30,6 +30,8 @@ export interface TrainOptions {
   data: string[];
   out: string;
   evalData?: string[];
+  /** evaluate on at most this many examples of the eval data (the first ones) */
+  evalLimit?: number;
   setup: TrainSetup;
   lr: number;
   schedule: Schedule;
@@ -87,7 +89,7 @@ const STATE = "trainer_state.json";
 function fingerprint(o: TrainOptions, base: { size: number; name: string }, nExamples: number): Record<string, unknown> {
   return {
     mode: o.mode, base: base.name, baseSize: base.size, nExamples, setup: { ...o.setup, recompute: undefined, residentBytes: undefined },
-    lr: o.lr, schedule: o.schedule, warmupRatio: o.warmupRatio, weightDecay: o.weightDecay, batch: o.batch, gradAccum: o.gradAccum,
+    evalLimit: o.evalLimit ?? null, lr: o.lr, schedule: o.schedule, warmupRatio: o.warmupRatio, weightDecay: o.weightDecay, batch: o.batch, gradAccum: o.gradAccum,
     seqLen: o.seqLen, epochs: o.epochs, maxSteps: o.maxSteps ?? null, maxGradNorm: o.maxGradNorm,
   };
 }
@@ -132,6 +134,7 @@ export class Trainer {
     this.train = o.mode === "pt" ? loadPretrainData(o.data, this.tok, o.seqLen) : loadSftData(o.data, this.tok, o.seqLen, o.onBadData);
     if (o.evalData?.length) {
       this.evalSet = o.mode === "pt" ? loadPretrainData(o.evalData, this.tok, o.seqLen) : loadSftData(o.evalData, this.tok, o.seqLen, o.onBadData);
+      if (o.evalLimit !== undefined) this.evalSet.examples = this.evalSet.examples.slice(0, o.evalLimit);
     }
     const t = this.train;
     this.print(`train: ${t.examples.length} examples, ${t.tokens} tokens${t.skipped ? `, ${t.skipped} bad records skipped` : ""}${t.tooLong ? `, ${t.tooLong} dropped (source >= --seq-len)` : ""}\n`);

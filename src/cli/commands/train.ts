@@ -33,6 +33,7 @@ Optimisation:
   -t, --threads N            (default: all cores)
 Evaluation, logging, checkpoints:
       --eval-data FILE...    held-out data (same format); loss and perplexity every --eval-every steps (100)
+      --eval-limit N         evaluate on the first N examples of it only
       --log-every N (10)     --save-every N (200)   --save-total-limit N (3)
       --resume DIR           continue from DIR (an output folder or one of its checkpoint-N folders)
       --stop-after N         stop (with a checkpoint) after N steps in this run, to train in stages
@@ -66,7 +67,7 @@ export async function main(argv: string[]): Promise<void> {
   if (mode === "init") return init(rest);
   if (mode !== "pt" && mode !== "sft") throw new ArgumentError(`train: expected pt, sft or init, got "${mode}" (see cmx train --help)`);
   const { values, positionals } = parse(rest, {
-    base: { type: "string" }, data: { type: "string", multiple: true }, out: { type: "string" }, "eval-data": { type: "string", multiple: true },
+    base: { type: "string" }, data: { type: "string", multiple: true }, out: { type: "string" }, "eval-data": { type: "string", multiple: true }, "eval-limit": { type: "string" },
     "lora-rank": { type: "string" }, "lora-alpha": { type: "string" }, "lora-dropout": { type: "string" }, "lora-targets": { type: "string" },
     "full-train": { type: "string" }, lr: { type: "string" }, schedule: { type: "string" }, "warmup-ratio": { type: "string" },
     "weight-decay": { type: "string" }, batch: { type: "string" }, "grad-accum": { type: "string" }, "seq-len": { type: "string" },
@@ -96,6 +97,7 @@ export async function main(argv: string[]): Promise<void> {
   const o: TrainOptions = {
     mode, base: values.base as string, data, out: values.out as string,
     ...(values["eval-data"] ? { evalData: values["eval-data"] as string[] } : {}),
+    ...(values["eval-limit"] !== undefined ? { evalLimit: num(values["eval-limit"], "eval-limit", { int: true, min: 1 })! } : {}),
     setup: {
       loraRank: num(values["lora-rank"], "lora-rank", { int: true, min: 1 }) ?? 64,
       loraAlpha: num(values["lora-alpha"], "lora-alpha", { min: 0 }) ?? 128,

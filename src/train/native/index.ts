@@ -46,51 +46,40 @@ export function gemmNT(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i3
   for (let n0 = 0; n0 < N; n0 += nb) {
     const n1 = min(N, n0 + nb);
     let m = m0;
-    for (; m + 4 <= m1; m += 4) {
-      const a0 = a + (<usize>(m * lda) << 2), a1 = a0 + (<usize>lda << 2), a2 = a1 + (<usize>lda << 2), a3 = a2 + (<usize>lda << 2);
+    // 2 rows of A x 4 rows of B: 8 accumulators, which fit the 16 SIMD registers V8 uses on x64
+    for (; m + 2 <= m1; m += 2) {
+      const a0 = a + (<usize>(m * lda) << 2), a1 = a0 + (<usize>lda << 2);
       let n = n0;
       for (; n + 4 <= n1; n += 4) {
         const b0 = b + (<usize>(n * ldb) << 2), b1 = b0 + (<usize>ldb << 2), b2 = b1 + (<usize>ldb << 2), b3 = b2 + (<usize>ldb << 2);
         let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
         let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
-        let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s22 = f32x4.splat(0), s23 = f32x4.splat(0);
-        let s30 = f32x4.splat(0), s31 = f32x4.splat(0), s32 = f32x4.splat(0), s33 = f32x4.splat(0);
         for (let k = 0; k < K4; k += 4) {
           const o = <usize>k << 2;
-          const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o), x2 = v128.load(a2 + o), x3 = v128.load(a3 + o);
+          const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
           let w = v128.load(b0 + o);
           s00 = f32x4.add(s00, f32x4.mul(x0, w)); s10 = f32x4.add(s10, f32x4.mul(x1, w));
-          s20 = f32x4.add(s20, f32x4.mul(x2, w)); s30 = f32x4.add(s30, f32x4.mul(x3, w));
           w = v128.load(b1 + o);
           s01 = f32x4.add(s01, f32x4.mul(x0, w)); s11 = f32x4.add(s11, f32x4.mul(x1, w));
-          s21 = f32x4.add(s21, f32x4.mul(x2, w)); s31 = f32x4.add(s31, f32x4.mul(x3, w));
           w = v128.load(b2 + o);
           s02 = f32x4.add(s02, f32x4.mul(x0, w)); s12 = f32x4.add(s12, f32x4.mul(x1, w));
-          s22 = f32x4.add(s22, f32x4.mul(x2, w)); s32 = f32x4.add(s32, f32x4.mul(x3, w));
           w = v128.load(b3 + o);
           s03 = f32x4.add(s03, f32x4.mul(x0, w)); s13 = f32x4.add(s13, f32x4.mul(x1, w));
-          s23 = f32x4.add(s23, f32x4.mul(x2, w)); s33 = f32x4.add(s33, f32x4.mul(x3, w));
         }
         let r0 = hsum4(s00, s01, s02, s03), r1 = hsum4(s10, s11, s12, s13);
-        let r2 = hsum4(s20, s21, s22, s23), r3 = hsum4(s30, s31, s32, s33);
         for (let k = K4; k < K; k++) {
           const o = <usize>k << 2;
           const w = f32x4(load<f32>(b0 + o), load<f32>(b1 + o), load<f32>(b2 + o), load<f32>(b3 + o));
           r0 = f32x4.add(r0, f32x4.mul(f32x4.splat(load<f32>(a0 + o)), w));
           r1 = f32x4.add(r1, f32x4.mul(f32x4.splat(load<f32>(a1 + o)), w));
-          r2 = f32x4.add(r2, f32x4.mul(f32x4.splat(load<f32>(a2 + o)), w));
-          r3 = f32x4.add(r3, f32x4.mul(f32x4.splat(load<f32>(a3 + o)), w));
         }
-        const c0 = c + (<usize>(m * ldc + n) << 2), c1 = c0 + (<usize>ldc << 2), c2 = c1 + (<usize>ldc << 2), c3 = c2 + (<usize>ldc << 2);
-        if (acc) {
-          r0 = f32x4.add(r0, v128.load(c0)); r1 = f32x4.add(r1, v128.load(c1));
-          r2 = f32x4.add(r2, v128.load(c2)); r3 = f32x4.add(r3, v128.load(c3));
-        }
-        v128.store(c0, r0); v128.store(c1, r1); v128.store(c2, r2); v128.store(c3, r3);
+        const c0 = c + (<usize>(m * ldc + n) << 2), c1 = c0 + (<usize>ldc << 2);
+        if (acc) { r0 = f32x4.add(r0, v128.load(c0)); r1 = f32x4.add(r1, v128.load(c1)); }
+        v128.store(c0, r0); v128.store(c1, r1);
       }
       for (; n < n1; n++) {
         const bn = b + (<usize>(n * ldb) << 2);
-        for (let i = 0; i < 4; i++) {
+        for (let i = 0; i < 2; i++) {
           const cp = c + (<usize>((m + i) * ldc + n) << 2);
           const v = dot1(a0 + (<usize>(i * lda) << 2), bn, K);
           store<f32>(cp, acc ? load<f32>(cp) + v : v);
@@ -198,6 +187,16 @@ export function gemmNN(a: usize, sam: i32, sak: i32, b: usize, ldb: i32, c: usiz
       }
     }
   }
+}
+
+/** Zero `bytes` bytes at p (bulk memory.fill: typed-array fills on shared memory are slow in V8). */
+export function fill0(p: usize, bytes: usize): void {
+  memory.fill(p, 0, bytes);
+}
+
+/** Copy `bytes` bytes from src to dst (may overlap). */
+export function copy(dst: usize, src: usize, bytes: usize): void {
+  memory.copy(dst, src, bytes);
 }
 
 /** first byte the module's static data does not use */

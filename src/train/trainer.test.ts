@@ -190,3 +190,20 @@ test("SFT data: the seed's prompt and labels; bad records are reported with file
   writeFileSync(join(d, "empty.json"), "  \n");
   assert.throws(() => loadSftData([join(d, "empty.json")], tok, 64, "stop"), /empty\.json is empty/);
 });
+
+test("a Hugging Face folder as --base is converted once and trained on", async () => {
+  const { writeHfFixture } = await import("../convert/fixture.js");
+  const d = dir();
+  const gguf = baseModel(d);
+  writeHfFixture(gguf, join(d, "hf"));
+  writeFileSync(join(d, "sft.jsonl"), '{"instruction":"你好","input":"","output":"你好！"}\n');
+  const o = options(d, { mode: "sft", base: join(d, "hf"), data: [join(d, "sft.jsonl")], maxSteps: 2, seqLen: 64 });
+  const r = await train(o);
+  assert.ok(r.finished);
+  assert.ok(existsSync(join(o.out, "base.gguf")));
+  const cfg = JSON.parse(readFileSync(join(o.out, "adapter_config.json"), "utf8"));
+  assert.equal(cfg.base_model_name_or_path, join(d, "hf"));
+  // the adapter merges into the Hugging Face folder itself
+  mergeLora({ base: join(d, "hf"), lora: o.out, out: join(d, "merged-hf") });
+  assert.ok(existsSync(join(d, "merged-hf", "config.json")));
+});

@@ -14,6 +14,8 @@ import { ArgumentError, DataError, ModelError } from "../errors.js";
 import { GgufReader } from "../io/gguf/reader.js";
 import { SafetensorsFile, writeSafetensors, type StTensorSource } from "../io/safetensors/index.js";
 import { vocabFromGguf } from "../model/load.js";
+import { openModel } from "../convert/source.js";
+import { writeGgufModel } from "../convert/write-gguf.js";
 import { lineChartSvg, writeChart } from "../plot/chart.js";
 import { SpmTokenizer } from "../tokenizer/spm.js";
 import { epochOrder, loadPretrainData, loadSftData, type DataReport, type Example, type OnBadData } from "./data.js";
@@ -118,7 +120,11 @@ export class Trainer {
   private history: Metric[] = [];
   private print: (s: string) => void;
 
+  /** the GGUF trained on (o.base, or its conversion) */
+  basePath: string;
+
   constructor(readonly o: TrainOptions) {
+    this.basePath = o.base;
     this.metricsPath = join(o.out, "metrics.jsonl");
     this.print = o.verbose === false ? () => {} : (s) => process.stderr.write(s);
   }
@@ -127,10 +133,23 @@ export class Trainer {
   prepare(): void {
     const o = this.o;
     if (!existsSync(o.base)) throw new ArgumentError(`--base ${o.base}: no such file`);
-    if (statSync(o.base).isDirectory()) throw new ArgumentError(`--base ${o.base} is a folder: convert it first (cmx convert ${o.base} base.gguf --outtype f16)`);
     mkdirSync(o.out, { recursive: true });
-    this.reader = new GgufReader(o.base);
-    this.tok = new SpmTokenizer(vocabFromGguf(this.reader.metadata, basename(o.base)));
+    if (statSync(o.base).isDirectory()) {
+      // a Hugging Face folder: converted once (F16, as llama.cpp's converter) into the output folder
+      const conv = join(o.out, "base.gguf");
+      if (!existsSync(conv)) {
+        this.print(`converting the Hugging Face folder ${o.base} to ${conv} (f16)\n`);
+        const src = openModel(o.base);
+        try {
+          writeGgufModel(src, conv, { outType: "f16" });
+        } finally {
+          src.close?.();
+        }
+      }
+      this.basePath = conv;
+    }
+    this.reader = new GgufReader(this.basePath);
+    this.tok = new SpmTokenizer(vocabFromGguf(this.reader.metadata, basename(this.basePath)));
     this.train = o.mode === "pt" ? loadPretrainData(o.data, this.tok, o.seqLen) : loadSftData(o.data, this.tok, o.seqLen, o.onBadData);
     if (o.evalData?.length) {
       this.evalSet = o.mode === "pt" ? loadPretrainData(o.evalData, this.tok, o.seqLen) : loadSftData(o.evalData, this.tok, o.seqLen, o.onBadData);
@@ -156,7 +175,7 @@ export class Trainer {
   }
 
   private fp(): Record<string, unknown> {
-    return fingerprint(this.o, { size: statSync(this.o.base).size, name: basename(this.o.base) }, this.train.examples.length);
+    return fingerprint(this.o, { size: statSync(this.basePath).size, name: basename(this.o.base) }, this.train.examples.length);
   }
 
   /** The examples of global micro-batch g. */
@@ -307,7 +326,7 @@ export class Trainer {
     }
     writeSafetensors(join(tmp, "params.safetensors"), params);
     writeSafetensors(join(tmp, "optimizer.safetensors"), opt);
-    if (adapterExpressible(this.model)) writeAdapter(tmp, this.model, basename(o.base));
+    if (adapterExpressible(this.model)) writeAdapter(tmp, this.model, o.base);
     writeFileSync(join(tmp, STATE), JSON.stringify({ step: this.step, total_steps: this.totalSteps, fingerprint: this.fp(), saved: new Date().toISOString() }, null, 2) + "\n");
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
@@ -362,7 +381,7 @@ export class Trainer {
   async finish(): Promise<void> {
     const o = this.o;
     if (adapterExpressible(this.model)) {
-      writeAdapter(o.out, this.model, basename(o.base));
+      writeAdapter(o.out, this.model, o.base);
       this.print(`adapter: ${join(o.out, "adapter_model.safetensors")} (PEFT)\n`);
     }
     const mergeTo = o.mergeTo ?? (adapterExpressible(this.model) ? undefined : join(o.out, "model.gguf"));

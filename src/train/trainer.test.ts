@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -206,4 +206,29 @@ test("a Hugging Face folder as --base is converted once and trained on", async (
   // the adapter merges into the Hugging Face folder itself
   mergeLora({ base: join(d, "hf"), lora: o.out, out: join(d, "merged-hf") });
   assert.ok(existsSync(join(d, "merged-hf", "config.json")));
+});
+
+test("cmx train: Ctrl-C finishes the step, saves a checkpoint and exits", async () => {
+  const { spawn } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const d = dir();
+  baseModel(d);
+  writeFileSync(join(d, "train.txt"), chineseText(400, 5));
+  const cli = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+  const args = ["train", "pt", "--base", join(d, "base.gguf"), "--data", join(d, "train.txt"), "--out", join(d, "out"),
+    "--seq-len", "32", "--grad-accum", "1", "--lora-rank", "4", "--log-every", "1", "--save-every", "0", "-t", "1"];
+  const p = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  await new Promise<void>((res) => p.stderr.on("data", (b: Buffer) => {
+    err += b.toString();
+    if (/step 2\//.test(err)) res();
+  }));
+  p.kill("SIGINT");
+  const code = await new Promise<number | null>((res) => p.on("exit", res));
+  assert.equal(code, 0, err);
+  assert.match(err, /interrupt: finishing this step and saving a checkpoint/);
+  const m = /stopped at step (\d+)\//.exec(err);
+  assert.ok(m, err);
+  assert.ok(existsSync(join(d, "out", `checkpoint-${m[1]}`, "params.safetensors")));
+  assert.ok(!readdirSync(join(d, "out")).some((n) => n.includes(".tmp")), "no temporary folder left");
 });

@@ -1,7 +1,8 @@
 /**
- * The default model used when -m is omitted. Until the trained Chinese Mixtral ships (see the
- * README), it is a small random-weight Mixtral with the real Mistral v1 vocabulary, generated on
- * first use from a fixed seed: the whole pipeline runs, the text it writes is noise.
+ * The default model used when -m is omitted: the built-in Chinese Mixtral trained by this toolkit
+ * (assets/models/, see docs/default-model.md and npm run train:default). Where it is absent (a
+ * checkout before it shipped), a small random-weight Mixtral with the real Mistral v1 vocabulary
+ * is generated on first use from a fixed seed: the pipeline runs, the text it writes is noise.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -18,8 +19,12 @@ export const DEFAULT_SPEC: SyntheticSpec = {
   nFf: 128, nCtx: 2048, seed: 20240101, type: GgmlType.Q8_0,
 };
 
+/** The built-in trained model, shipped in the repository. */
+export const BUILTIN_MODEL = join(PACKAGE_ROOT, "assets", "models", "chinese-mixtral-tiny-instruct.Q8_0.gguf");
+
 export function defaultModelPath(): string {
   if (process.env.CMX_MODEL) return process.env.CMX_MODEL;
+  if (existsSync(BUILTIN_MODEL)) return BUILTIN_MODEL;
   const p = join(PACKAGE_ROOT, "models", "tiny-random-mixtral.gguf");
   if (!existsSync(p)) {
     mkdirSync(dirname(p), { recursive: true });

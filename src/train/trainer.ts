@@ -327,7 +327,16 @@ export class Trainer {
     writeSafetensors(join(tmp, "params.safetensors"), params);
     writeSafetensors(join(tmp, "optimizer.safetensors"), opt);
     if (adapterExpressible(this.model)) writeAdapter(tmp, this.model, o.base);
-    writeFileSync(join(tmp, STATE), JSON.stringify({ step: this.step, total_steps: this.totalSteps, fingerprint: this.fp(), saved: new Date().toISOString() }, null, 2) + "\n");
+    const perEpoch = Math.ceil(this.train.examples.length / o.batch), g = this.step * o.gradAccum;
+    const state = {
+      step: this.step, total_steps: this.totalSteps,
+      // where the run continues; all three follow from the step and the seed, and are checked on resume
+      data_position: { epoch: Math.floor(g / perEpoch), micro_batch: g % perEpoch, micro_batches_per_epoch: perEpoch },
+      schedule: { next_lr: learningRate(o.schedule, o.lr, this.step, this.totalSteps, warmupSteps(this.totalSteps, o.warmupRatio)) },
+      random_state: { seed: o.setup.seed, dropout_masks: "mixSeed(seed, micro-batch index, sequence)", data_order: "epochOrder(examples, seed, epoch)" },
+      fingerprint: this.fp(), saved: new Date().toISOString(),
+    };
+    writeFileSync(join(tmp, STATE), JSON.stringify(state, null, 2) + "\n");
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final);
     // prune

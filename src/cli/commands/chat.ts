@@ -16,6 +16,7 @@ Mixtral-Instruct template when the file has none). Type a message and press Ente
   Ctrl-C    stops the answer being written; at the prompt, leaves
 
       --system TEXT         system message (put in front of the first user message)
+  -p, --prompt TEXT         ask one question (\\n in TEXT is a line break), print the answer and exit
 
 ${MODEL_HELP}
 
@@ -23,7 +24,7 @@ ${SAMPLING_HELP}
 `;
 
 export async function main(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { ...MODEL_OPTIONS, ...SAMPLING_OPTIONS, system: { type: "string" } }, "chat");
+  const { values } = parse(argv, { ...MODEL_OPTIONS, ...SAMPLING_OPTIONS, system: { type: "string" }, prompt: { type: "string", short: "p" } }, "chat");
   if (values.help) { process.stdout.write(HELP); return; }
   const sampling = samplingFrom(values);
   const nPredict = num(values["n-predict"], "n-predict", { int: true, min: -1 }) ?? 512;
@@ -32,6 +33,19 @@ export async function main(argv: string[]): Promise<void> {
   const bos = tok.tokenToPiece(tok.vocab.bosId), eos = tok.tokenToPiece(tok.vocab.eosId);
   const system = values.system as string | undefined;
   let history: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
+  if (values.prompt !== undefined) {
+    // one turn, no terminal interaction: the answer on stdout
+    const text = String(values.prompt).replace(/\\n/g, "\n");
+    history.push({ role: "user", content: text });
+    const prompt = renderChat(history, { ...(m.chatTemplate ? { template: m.chatTemplate } : {}), bosToken: bos, eosToken: eos, addGenerationPrompt: true });
+    const busyOne = new AbortController();
+    process.on("SIGINT", () => busyOne.abort());
+    await generate(m.ctx, tok, tok.encode(prompt, { addBos: false, parseSpecial: true }), {
+      maxTokens: nPredict, sampling, signal: busyOne.signal, stop: values.stop as string[] | undefined, onText: (t) => process.stdout.write(t),
+    });
+    process.stdout.write("\n");
+    return;
+  }
   const tty = process.stdin.isTTY;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: tty });
   let busy: AbortController | undefined;

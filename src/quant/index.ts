@@ -5,7 +5,14 @@
 import { UnsupportedError } from "../errors.js";
 import { BF16, F16, F32 } from "./float-types.js";
 import { GgmlType, typeName } from "./format.js";
+import { IQ1_S } from "./iq1_s.js";
+import { IQ2_S } from "./iq2_s.js";
+import { IQ2_XS } from "./iq2_xs.js";
+import { IQ2_XXS } from "./iq2_xxs.js";
+import { IQ3_S } from "./iq3_s.js";
+import { IQ3_XXS } from "./iq3_xxs.js";
 import { IQ4_NL } from "./iq4_nl.js";
+import { IQ4_XS } from "./iq4_xs.js";
 import { Q2_K } from "./q2_k.js";
 import { Q3_K } from "./q3_k.js";
 import { Q4_0 } from "./q4_0.js";
@@ -24,7 +31,10 @@ export type { TypeTraits } from "./traits.js";
 
 /** Every type this module knows, weight and activation-only ones (Q8_1, Q8_K) alike. */
 export const FORMATS: ReadonlyMap<GgmlType, TypeTraits> = new Map<GgmlType, TypeTraits>(
-  [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL].map((t) => [t.type, t]),
+  [
+    F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL,
+    IQ4_XS, IQ3_S, IQ3_XXS, IQ2_S, IQ2_XS, IQ2_XXS, IQ1_S,
+  ].map((t) => [t.type, t]),
 );
 
 function traits(type: GgmlType, what: string): TypeTraits {
@@ -100,22 +110,33 @@ export function vecDot(type: GgmlType, n: number, w: Uint8Array, wOff: number, a
 
 /** Whether quantizeWeights can write this type. */
 export function canQuantizeWeights(type: GgmlType): boolean {
-  return FORMATS.get(type)?.quantizeRef !== undefined;
+  const t = FORMATS.get(type);
+  return t?.quantizeRef !== undefined || t?.quantizeImatrix !== undefined;
+}
+
+/** Whether quantizeWeights uses an importance matrix for this type (the others ignore it). */
+export function usesImportance(type: GgmlType): boolean {
+  return FORMATS.get(type)?.quantizeImatrix !== undefined;
 }
 
 /**
- * Quantize a [nRows, nPerRow] float matrix to `type` with ggml's reference quantizers (what
- * llama-quantize writes without an importance matrix), bit-exact; every weight type here has one
- * (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL). Rows are concatenated.
+ * Quantize a [nRows, nPerRow] float matrix to `type`, rows concatenated. Without `importance`:
+ * ggml's reference quantizers (what llama-quantize writes without an importance matrix),
+ * bit-exact; every weight type here has one except IQ2_XXS and IQ2_XS, which llama.cpp only
+ * writes with an imatrix (see their files for the fallback used here). With `importance`
+ * (one weight per column, length nPerRow): ggml's imatrix quantizer for the types that have one
+ * here (IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XS, IQ2_XXS; see usesImportance); the others ignore it.
  * @example const bytes = quantizeWeights(GgmlType.Q4_K, x, 8, 512) // 8 rows x 2 blocks x 144 bytes
  */
-export function quantizeWeights(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number): Uint8Array {
+export function quantizeWeights(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number, importance?: Float32Array): Uint8Array {
   const t = traits(type, "quantizeWeights");
-  if (!t.quantizeRef) throw new UnsupportedError(`quantizing to ${typeName(type)} is not implemented`);
+  if (!t.quantizeRef && !t.quantizeImatrix) throw new UnsupportedError(`quantizing to ${typeName(type)} is not implemented`);
   checkMultiple(t, nPerRow);
   if (x.length < nRows * nPerRow) throw new RangeError(`input holds ${x.length} values, ${nRows}x${nPerRow} needed`);
+  if (importance && importance.length !== nPerRow) throw new RangeError(`importance holds ${importance.length} values, ${nPerRow} (one per column) needed`);
   const rowSize = (nPerRow / t.blockSize) * t.typeSize;
   const out = new Uint8Array(nRows * rowSize);
-  for (let r = 0; r < nRows; r++) t.quantizeRef(x, r * nPerRow, nPerRow, out, r * rowSize);
+  if (t.quantizeImatrix && (importance || !t.quantizeRef)) t.quantizeImatrix(x, 0, nRows, nPerRow, out, 0, importance);
+  else for (let r = 0; r < nRows; r++) t.quantizeRef!(x, r * nPerRow, nPerRow, out, r * rowSize);
   return out;
 }

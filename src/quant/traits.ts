@@ -17,6 +17,13 @@ export interface TypeTraits {
   vecDot?(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number;
   /** reference weight quantizer (what llama-quantize writes without an imatrix); ggml quantize_row_*_ref */
   quantizeRef?(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void;
+  /**
+   * weight quantizer with an importance matrix (ggml quantize_<type>(src, dst, nrow, n_per_row,
+   * quant_weights)): nRows rows of nPerRow at x[xOff ..] to dst[dstOff ..], importance[nPerRow] one
+   * weight per column. Without importance it does what ggml does with quant_weights NULL (or, for
+   * the types llama.cpp refuses to quantize without one, a declared fallback: see the type's file).
+   */
+  quantizeImatrix?(x: Float32Array, xOff: number, nRows: number, nPerRow: number, dst: Uint8Array, dstOff: number, importance?: Float32Array): void;
   /** activation quantizer as ggml-cpu's x86 from_float does it (only for activation types) */
   fromFloat?(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void;
 }

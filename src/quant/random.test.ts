@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { f32ToF16 } from "./f16.js";
 import { GgmlType, typeName } from "./format.js";
-import { byteSize, dequantize, FORMATS, isSupported, quantizeActivation, quantizeWeights, vecDot, vecDotType } from "./index.js";
+import { byteSize, canQuantizeWeights, dequantize, FORMATS, isSupported, quantizeActivation, quantizeWeights, vecDot, vecDotType } from "./index.js";
 import { gaussian, referenceDot, rng } from "./testing.js";
 
 /** byte offsets of the f16 scale fields in one block (random bits there could be NaN/Inf) */
@@ -13,16 +13,19 @@ const F16_FIELDS: Partial<Record<GgmlType, number[]>> = {
   [GgmlType.Q4_0]: [0], [GgmlType.Q4_1]: [0, 2], [GgmlType.Q5_0]: [0], [GgmlType.Q5_1]: [0, 2],
   [GgmlType.Q8_0]: [0], [GgmlType.IQ4_NL]: [0], [GgmlType.Q2_K]: [80, 82], [GgmlType.Q3_K]: [108],
   [GgmlType.Q4_K]: [0, 2], [GgmlType.Q5_K]: [0, 2], [GgmlType.Q6_K]: [208],
+  [GgmlType.IQ4_XS]: [0], [GgmlType.IQ3_XXS]: [0], [GgmlType.IQ3_S]: [0], [GgmlType.IQ2_XXS]: [0],
+  [GgmlType.IQ2_XS]: [0], [GgmlType.IQ2_S]: [0], [GgmlType.IQ1_S]: [0],
 };
 
 const WEIGHT_TYPES = [...FORMATS.values()].filter((t) => isSupported(t.type)).map((t) => t.type);
 
 /**
- * Random weights of `type`: x quantized by the reference quantizer, or (randomBits) random block
- * bits with finite f16 scales, which reach codes and scales a quantizer rarely writes.
+ * Random weights of `type`: x quantized by the reference quantizer, or (randomBits, or a type
+ * nothing here writes) random block bits with finite f16 scales, which reach codes and scales a
+ * quantizer rarely writes.
  */
 function randomWeights(type: GgmlType, nRows: number, n: number, x: Float32Array, u: () => number, randomBits: boolean): Uint8Array {
-  if (!randomBits || type === GgmlType.F32 || type === GgmlType.F16 || type === GgmlType.BF16) {
+  if ((!randomBits && canQuantizeWeights(type)) || type === GgmlType.F32 || type === GgmlType.F16 || type === GgmlType.BF16) {
     return quantizeWeights(type, x, nRows, n);
   }
   const { blockSize, typeSize } = FORMATS.get(type)!;

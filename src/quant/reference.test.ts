@@ -45,14 +45,14 @@ test("block sizes agree with format.ts", () => {
   }
   for (const [type] of WEIGHT_FILES) assert.ok(isSupported(type), typeName(type));
   assert.ok(isSupported(GgmlType.F32));
-  assert.ok(!isSupported(GgmlType.Q8_K) && !isSupported(GgmlType.IQ2_XXS));
+  assert.ok(!isSupported(GgmlType.Q8_K) && !isSupported(GgmlType.IQ1_M));
   assert.equal(vecDotType(GgmlType.Q4_0), GgmlType.Q8_0);
   assert.equal(vecDotType(GgmlType.IQ4_NL), GgmlType.Q8_0);
   assert.equal(vecDotType(GgmlType.Q5_1), GgmlType.Q8_1);
   assert.equal(vecDotType(GgmlType.Q3_K), GgmlType.Q8_K);
   assert.equal(vecDotType(GgmlType.F16), GgmlType.F16);
   assert.equal(vecDotType(GgmlType.F32), GgmlType.F32);
-  assert.throws(() => dequantize(GgmlType.IQ2_XXS, new Uint8Array(66), 0, new Float32Array(256), 0, 256), /IQ2_XXS/);
+  assert.throws(() => dequantize(GgmlType.IQ1_M, new Uint8Array(56), 0, new Float32Array(256), 0, 256), /IQ1_M/);
   assert.throws(() => dequantize(GgmlType.Q4_0, new Uint8Array(18), 0, new Float32Array(32), 0, 31), RangeError);
 });
 

@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { UnsupportedError } from "../../errors.js";
 import { GgmlType, blockFormat, typeName } from "../../quant/format.js";
 import { isSupported, vecDot } from "../../quant/index.js";
+import { IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID } from "../../quant/iq-grids.js";
 
 /** The compiled kernels, next to this file after the build. */
 export const WASM_PATH = fileURLToPath(new URL("./kernels.wasm", import.meta.url));
@@ -55,6 +56,17 @@ export interface KernelExports {
   matmulScratchBytes(nSlots: number, slotBytes: number): number;
   /** scratch slots for the multi-token matmul kernels of every instance over this memory (0: none) */
   setMatmulScratch(ptr: number, nSlots: number, slotBytes: number): void;
+  /** where the IQ lattice tables (iqTables()) are in this memory, for every instance (0: IQ kernels off); -1 on a size mismatch */
+  setIqTables(ptr: number, bytes: number): number;
+}
+
+/** The lattice tables the IQ kernels read (matmul-iq.ts), in the order and layout it expects. */
+function iqTables(): Uint8Array {
+  const grids = [IQ2XXS_GRID, IQ2XS_GRID, IQ2S_GRID, IQ3XXS_GRID, IQ3S_GRID, new Uint8Array(IQ1S_GRID.buffer)];
+  const out = new Uint8Array(grids.reduce((a, g) => a + g.length, 0));
+  let o = 0;
+  for (const g of grids) { out.set(g, o); o += g.length; }
+  return out;
 }
 
 let compiled: Promise<WebAssembly.Module> | undefined;
@@ -128,6 +140,11 @@ export class WasmKernels {
     // the matmul scratch sits below base, so no reset() can release it
     this.matmulScratch = this.alloc(this.exports.matmulScratchBytes(MATMUL_SLOTS, MATMUL_SLOT_BYTES), 64);
     this.exports.setMatmulScratch(this.matmulScratch, MATMUL_SLOTS, MATMUL_SLOT_BYTES);
+    // the IQ lattice tables, below base too
+    const tables = iqTables();
+    const tp = this.alloc(tables.length, 64);
+    this.u8(tp, tables.length).set(tables);
+    if (this.exports.setIqTables(tp, tables.length) !== 0) throw new UnsupportedError(`WebAssembly kernels expect other IQ tables than ${tables.length} bytes (rebuild: npm run build:wasm)`);
     this.base = this.top;
   }
 

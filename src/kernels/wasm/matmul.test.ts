@@ -5,12 +5,13 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { f32ToF16 } from "../../quant/f16.js";
 import { GgmlType, blockFormat, rowBytes, typeName } from "../../quant/format.js";
 import { FORMATS, canQuantizeWeights, quantizeActivation, quantizeWeights, vecDotType } from "../../quant/index.js";
 import { gaussian, rng } from "../../quant/testing.js";
-import { haveReference, refPath } from "../../test-util/paths.js";
+import { REPO_ROOT, haveReference, refPath } from "../../test-util/paths.js";
 import { matmulQuantized, quantizeRows, type Weight } from "../js/matmul.js";
 import { WasmKernels } from "./backend.js";
 
@@ -19,6 +20,7 @@ const k = await WasmKernels.create();
 const QUANT_TYPES = [
   GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_1,
   GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.IQ4_NL,
+  GgmlType.IQ4_XS, GgmlType.IQ3_XXS, GgmlType.IQ3_S, GgmlType.IQ2_XXS, GgmlType.IQ2_XS, GgmlType.IQ2_S, GgmlType.IQ1_S,
 ];
 const FLOAT_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16];
 const ALL_TYPES = [...QUANT_TYPES, ...FLOAT_TYPES];
@@ -28,6 +30,8 @@ const F16_FIELDS: Partial<Record<GgmlType, number[]>> = {
   [GgmlType.Q4_0]: [0], [GgmlType.Q4_1]: [0, 2], [GgmlType.Q5_0]: [0], [GgmlType.Q5_1]: [0, 2],
   [GgmlType.Q8_0]: [0], [GgmlType.IQ4_NL]: [0], [GgmlType.Q2_K]: [80, 82], [GgmlType.Q3_K]: [108],
   [GgmlType.Q4_K]: [0, 2], [GgmlType.Q5_K]: [0, 2], [GgmlType.Q6_K]: [208],
+  [GgmlType.IQ4_XS]: [0], [GgmlType.IQ3_XXS]: [0], [GgmlType.IQ3_S]: [0], [GgmlType.IQ2_XXS]: [0],
+  [GgmlType.IQ2_XS]: [0], [GgmlType.IQ2_S]: [0], [GgmlType.IQ1_S]: [0],
 };
 
 /** Weights of `type`: the reference quantizer when there is one, else random block bits with sane scales. */
@@ -123,7 +127,7 @@ function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: nu
 
 test("every weight type has a wasm matmul kernel", () => {
   for (const type of ALL_TYPES) assert.ok(k.hasMatmul(type), typeName(type));
-  assert.ok(!k.hasMatmul(GgmlType.IQ2_XXS));
+  assert.ok(!k.hasMatmul(GgmlType.IQ1_M));
   assert.ok(!k.hasMatmul(GgmlType.Q8_K));
 });
 
@@ -198,7 +202,7 @@ test("without the tiled kernels (turned off, or every scratch slot taken) result
   const u = rng(77);
   const g = gaussian(u);
   const run = () => {
-    for (const type of [GgmlType.Q4_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K]) {
+    for (const type of [GgmlType.Q4_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.IQ4_XS, GgmlType.IQ2_XXS, GgmlType.IQ1_S]) {
       const nIn = 512, nOut = 7, nTok = 6;
       const w = makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
       check({ type, nIn, nOut, nTok }, w, new Float32Array(nTok * nIn).map(() => g()), `${typeName(type)} untiled`, 0, 1);
@@ -224,7 +228,7 @@ test("without the tiled kernels (turned off, or every scratch slot taken) result
 test("a type without a wasm kernel falls back to the TS reference; an unsupported one throws", () => {
   const mark = k.mark();
   const p = k.alloc(1024);
-  assert.throws(() => k.matmul(GgmlType.IQ2_XXS, p, 66, 256, 0, 1, p, 292, 1, p, 1), /IQ2_XXS/);
+  assert.throws(() => k.matmul(GgmlType.IQ1_M, p, 56, 256, 0, 1, p, 292, 1, p, 1), /IQ1_M/);
   k.reset(mark);
   // pretend the module lacks kernels: the wrapper must compute the same results with vecDot
   const real = k.exports;
@@ -233,7 +237,7 @@ test("a type without a wasm kernel falls back to the TS reference; an unsupporte
   try {
     const u = rng(5);
     const g = gaussian(u);
-    for (const type of [GgmlType.Q4_0, GgmlType.Q6_K, GgmlType.F16]) {
+    for (const type of [GgmlType.Q4_0, GgmlType.Q6_K, GgmlType.F16, GgmlType.IQ3_XXS]) {
       const nIn = 512, nOut = 5, nTok = 2;
       const w = makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
       check({ type, nIn, nOut, nTok }, w, new Float32Array(nTok * nIn).map(() => g()), `${typeName(type)} fallback`, 1, 1);
@@ -294,6 +298,22 @@ test("matmul over llama.cpp's reference weights matches the reference kernels", 
     for (const nTok of [1, 3, 8]) {
       const x = input.slice(0, nTok * 512);
       check({ type, nIn: 512, nOut: 8, nTok }, w, x, `${name} reference weights nTok=${nTok}`, nTok % 4, nTok === 3 ? 1 : 0);
+    }
+  }
+});
+
+test("matmul over ggml's random IQ blocks (test/golden/iq) matches the reference kernels", () => {
+  const u = rng(31);
+  const g = gaussian(u);
+  const names: [GgmlType, string][] = [
+    [GgmlType.IQ4_XS, "iq4_xs"], [GgmlType.IQ3_XXS, "iq3_xxs"], [GgmlType.IQ3_S, "iq3_s"], [GgmlType.IQ2_XXS, "iq2_xxs"],
+    [GgmlType.IQ2_XS, "iq2_xs"], [GgmlType.IQ2_S, "iq2_s"], [GgmlType.IQ1_S, "iq1_s"],
+  ];
+  for (const [type, name] of names) {
+    const w = new Uint8Array(readFileSync(join(REPO_ROOT, "test", "golden", "iq", `${name}.random.bin`)));
+    for (const [nOut, nIn, nTok] of [[4, 256, 1], [2, 512, 3], [1, 1024, 9]] as const) {
+      const x = new Float32Array(nTok * nIn).map(() => g());
+      check({ type, nIn, nOut, nTok }, w, x, `${name} golden blocks ${nOut}x${nIn} nTok=${nTok}`, nTok % 4, 0);
     }
   }
 });

@@ -4,6 +4,7 @@
 // above heapBase() and passes byte pointers.
 
 export { matmul, matmulBlock } from "./matmul";
+export { setIqTables } from "./matmul-iq";
 export { actRowBytes, quantizeRows } from "./quantize";
 export { matmulScratchBytes, setMatmulScratch } from "./tile";
 export { attention, attentionScratchBytes, expF64, rmsNorm, rope, setScratch, softmax, swiglu } from "./ops";

@@ -9,6 +9,7 @@ import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
 import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
 import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
 import { matmulFew, matmulOne, oneBytes } from "./one";
+import { dot4IQ, iqTables, isIQ } from "./matmul-iq";
 
 // ggml type ids (src/quant/format.ts)
 export const F32: i32 = 0;
@@ -34,7 +35,7 @@ export function matmulBlock(type: i32): i32 {
     case F32: case F16: case BF16: return 1;
     case Q4_0: case Q4_1: case Q5_0: case Q5_1: case Q8_0: case IQ4_NL: return 32;
     case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: return 256;
-    default: return 0;
+    default: return isIQ(type) && iqTables() != 0 ? 256 : 0;
   }
 }
 
@@ -54,7 +55,7 @@ export function matmulBlock(type: i32): i32 {
     case Q2_K: return dot4Q2_K(p0, p1, p2, p3, a, nb);
     case IQ4_NL: return dot4IQ4_NL(p0, p1, p2, p3, a, nb);
     case BF16: return dot4BF16(p0, p1, p2, p3, a, nb);
-    default: return f32x4.splat(NaN);
+    default: return isIQ(type) ? dot4IQ(type, p0, p1, p2, p3, a, nb) : f32x4.splat(NaN);
   }
 }
 

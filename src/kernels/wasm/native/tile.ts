@@ -25,6 +25,7 @@
 import { f16ToF32, f16x4ToF32x4 } from "./common";
 import { k4Scales, q3Scales } from "./matmul-k";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
+import { iqBytes, isIQ, unpackIQ } from "./matmul-iq";
 
 // ggml type ids (as matmul.ts)
 const Q4_0: i32 = 2;
@@ -415,6 +416,7 @@ function unpackK(type: i32, p: usize, dst: usize): void {
       v128.store(dst, i16x8.extend_high_i8x16_u(mnv), 544);
       break;
     }
+    default: unpackIQ(type, p, dst); // the IQ types (matmul-iq.ts), no mins
   }
 }
 
@@ -668,7 +670,11 @@ export function matmulTiled(
     case Q4_K: fam = 2; tb = 144; break;
     case Q5_K: fam = 2; tb = 176; break;
     case Q6_K: fam = 2; tb = 210; break;
-    default: return 0;
+    default: {
+      if (!isIQ(type)) return 0;
+      fam = 2;
+      tb = iqBytes(type);
+    }
   }
   const nb = nIn >> 5;
   const nsb = fam == 2 ? nIn >> 8 : nb;
@@ -689,7 +695,7 @@ export function matmulTiled(
     const tc = min(rem, 4 * G);
     const a4 = side + ((<usize>nsb * <usize>G * sb + 63) & ~63);
     for (let g = 0; g < G; g++) prepGroup(fam, act, arb, t0 + 4 * g, min(4, tc - 4 * g), nIn, G, g, a4, side, zero);
-    if (fam == 2) runK(G, type != Q3_K && type != Q6_K, type, w, rb, tb, nIn >> 8, r0, r1, slot, a4, side, out, outStride, t0, tc);
+    if (fam == 2) runK(G, type == Q2_K || type == Q4_K || type == Q5_K, type, w, rb, tb, nIn >> 8, r0, r1, slot, a4, side, out, outStride, t0, tc);
     else run32(G, fam == 1, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
     t0 += tc;
   }

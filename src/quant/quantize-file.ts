@@ -1,27 +1,40 @@
 /**
  * Quantize a GGUF file to another file type: every tensor gets the type the recipe chooses
  * (quantize-model.ts); tensors already of that type are copied; the others are dequantized to
- * float32 and quantized with the reference quantizers, rows split across worker threads. The
- * output is written to a temporary file and renamed when complete.
+ * float32 and quantized with the reference quantizers (with an importance matrix where one is
+ * given and the type's quantizer uses it), rows split across worker threads. The output is written
+ * to a temporary file and renamed when complete.
  */
 import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
-import { UnsupportedError } from "../errors.js";
+import { ArgumentError, UnsupportedError } from "../errors.js";
 import { GgufReader } from "../io/gguf/reader.js";
 import { gv, writeGgufAsync } from "../io/gguf/writer.js";
 import { configFromGguf } from "../model/config.js";
 import { GgmlType, blockFormat, typeName } from "./format.js";
-import { canQuantizeWeights, dequantize, quantizeWeights } from "./index.js";
-import { FILE_TYPES, FTYPE, Recipe, type FileTypeName } from "./quantize-model.js";
+import { canQuantizeWeights, dequantize, quantizeWeights, usesImportance } from "./index.js";
+import { FILE_TYPES, FTYPE, Recipe, requiresImatrix, type FileTypeName } from "./quantize-model.js";
 
 export interface QuantizeOptions {
   pure?: boolean;
   threads?: number;
   onTensor?: (i: number, n: number, name: string, from: GgmlType, to: GgmlType) => void;
+  /**
+   * Importance per column by tensor name (an imatrix): dims[0] floats, or dims[0] per matrix for a
+   * stacked expert tensor ([nPerRow, nRows, nExpert]: one row of importance per expert). Used by the
+   * quantizers that take one (usesImportance); llama-quantize's rule applies: IQ3_XXS, IQ2_XS and
+   * IQ2_XXS tensors other than token_embd/output require one.
+   */
+  imatrix?: ReadonlyMap<string, Float32Array>;
+  /**
+   * Tests only: quantize the tensors that require an importance matrix without one (the IQ2/IQ3
+   * quantizers then weight by x², ggml's fallback), instead of failing as llama-quantize does.
+   */
+  allowMissingImatrix?: boolean;
 }
 
 export interface QuantizeReport {
-  tensors: { name: string; from: string; to: string; bytes: number }[];
+  tensors: { name: string; from: string; to: string; bytes: number; imatrix: boolean }[];
   inBytes: number;
   outBytes: number;
   nParams: number;
@@ -34,7 +47,7 @@ class QuantPool {
   constructor(n: number) {
     for (let i = 0; i < n; i++) this.workers.push(new Worker(new URL("./quantize-worker.js", import.meta.url)));
   }
-  run(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number): Promise<Uint8Array> {
+  run(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number, importance?: Float32Array): Promise<Uint8Array> {
     const n = this.workers.length;
     const per = Math.ceil(nRows / n);
     const parts: Promise<Uint8Array>[] = [];
@@ -50,7 +63,7 @@ class QuantPool {
           if (m.error) rej(new Error(m.error)); else res(m.out!);
         };
         w.on("message", onMsg);
-        w.postMessage({ id, type, x: chunk, nRows: rows, nPerRow }, [chunk.buffer]);
+        w.postMessage({ id, type, x: chunk, nRows: rows, nPerRow, importance }, [chunk.buffer]);
       }));
     }
     return Promise.all(parts).then((ps) => {
@@ -78,6 +91,14 @@ export async function quantizeFile(inPath: string, outPath: string, ftypeName: s
       if (to !== t.type && !canQuantizeWeights(to)) {
         throw new UnsupportedError(`quantizing to ${typeName(to)} (for ${t.name}) is not implemented yet; supported: ${Object.keys(FILE_TYPES).filter((k) => canQuantizeWeights(FILE_TYPES[k as FileTypeName]!.base)).join(", ")}`);
       }
+      const imp = opts.imatrix?.get(t.name);
+      const nMat = t.dims.slice(2).reduce((a, b) => a * b, 1); // stacked experts: one matrix each
+      if (imp && imp.length !== t.dims[0] && imp.length !== t.dims[0]! * nMat) {
+        throw new ArgumentError(`imatrix: tensor '${t.name}': expected ${t.dims[0]}${nMat > 1 ? ` or ${t.dims[0]! * nMat}` : ""} importance values (dims [${t.dims}]), got ${imp.length}`);
+      }
+      if (to !== t.type && requiresImatrix(t.name, to) && !imp && !opts.allowMissingImatrix) {
+        throw new ArgumentError(`quantizing ${t.name} to ${typeName(to)} needs an importance matrix (as in llama-quantize, the result would be garbage without one): pass --imatrix FILE`);
+      }
     }
     // one tensor in memory at a time: read, convert, write
     const report: QuantizeReport = { tensors: [], inBytes: r.info.fileSize, outBytes: 0, nParams: 0 };
@@ -92,14 +113,14 @@ export async function quantizeFile(inPath: string, outPath: string, ftypeName: s
           opts.onTensor?.(i, plan.length, t.name, t.type, to);
           const raw = r.readTensorBytes(t);
           let bytes: Uint8Array;
+          const imp = to !== t.type && usesImportance(to) ? opts.imatrix?.get(t.name) : undefined;
           if (to === t.type) bytes = raw;
           else {
             const x = new Float32Array(t.nElements);
             dequantize(t.type, raw, 0, x, 0, t.nElements);
-            const nPerRow = t.dims[0]!, nRows = t.nElements / nPerRow;
-            bytes = pool && nRows >= 8 ? await pool.run(to, x, nRows, nPerRow) : quantizeWeights(to, x, nRows, nPerRow);
+            bytes = await quantizeTensor(pool, to, x, t.dims[0]!, t.nElements / t.dims[0]!, imp);
           }
-          report.tensors.push({ name: t.name, from: typeName(t.type), to: typeName(to), bytes: bytes.length });
+          report.tensors.push({ name: t.name, from: typeName(t.type), to: typeName(to), bytes: bytes.length, imatrix: !!imp });
           report.nParams += t.nElements;
           report.outBytes += bytes.length;
           return bytes;
@@ -111,6 +132,26 @@ export async function quantizeFile(inPath: string, outPath: string, ftypeName: s
     pool?.close();
     r.close();
   }
+}
+
+/**
+ * nRows rows of nPerRow; importance of nPerRow values (shared by all rows) or nPerRow per matrix
+ * (a stacked expert tensor: matrix m = rows m·rowsPerMat .. (m+1)·rowsPerMat - 1)
+ */
+async function quantizeTensor(pool: QuantPool | undefined, to: GgmlType, x: Float32Array, nPerRow: number, nRows: number, imp?: Float32Array): Promise<Uint8Array> {
+  const nMat = imp ? imp.length / nPerRow : 1;
+  const rowsPerMat = nRows / nMat;
+  const part = (m: number): Promise<Uint8Array> | Uint8Array => {
+    const xm = nMat === 1 ? x : x.subarray(m * rowsPerMat * nPerRow, (m + 1) * rowsPerMat * nPerRow);
+    const im = imp && nMat > 1 ? imp.slice(m * nPerRow, (m + 1) * nPerRow) : imp;
+    return pool && rowsPerMat >= 8 ? pool.run(to, xm, rowsPerMat, nPerRow, im) : quantizeWeights(to, xm, rowsPerMat, nPerRow, im);
+  };
+  if (nMat === 1) return part(0);
+  const parts = await Promise.all(Array.from({ length: nMat }, (_, m) => part(m)));
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }
 
 export function describeFileTypes(): string {

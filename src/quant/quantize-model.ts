@@ -73,6 +73,16 @@ const FALLBACK: Partial<Record<GgmlType, GgmlType>> = {
   [GgmlType.Q6_K]: GgmlType.Q8_0,
 };
 
+/**
+ * Whether llama-quantize refuses to write tensor `name` as `type` without an importance matrix:
+ * the very low-bit IQ types, except for token_embd and output (llama-quant.cpp tensor_requires_imatrix).
+ */
+export function requiresImatrix(name: string, type: GgmlType): boolean {
+  if (name === "token_embd.weight" || name === "output.weight") return false;
+  return type === GgmlType.IQ3_XXS || type === GgmlType.IQ2_XXS || type === GgmlType.IQ2_XS || type === GgmlType.IQ2_S
+    || type === GgmlType.IQ1_S || type === GgmlType.IQ1_M;
+}
+
 /** Whether llama-quantize quantizes this tensor at all (norms, the router and 1-D tensors stay). */
 export function isQuantizable(t: TensorShape): boolean {
   return t.name.endsWith("weight") && t.dims.length >= 2 && !t.name.includes("_norm.weight") && !t.name.includes("ffn_gate_inp.weight");

@@ -26,6 +26,11 @@ const FLT_MAX = f(3.4028234663852886e38);
 export class Lattice {
   /** grid point k, coordinate i as 2l+1: pos[dims*k + i] */
   readonly pos: Int8Array;
+  /** the same as levels l */
+  private readonly lev: Uint8Array;
+  private readonly nLevels: number;
+  /** bestNeighbour's per-call table: [coordinate][level] */
+  private readonly terms: Float32Array;
   /** levels of a group packed `bits` per coordinate -> grid index, or -1 */
   private readonly map: Int32Array;
   private readonly neighbourCache: (Uint16Array | undefined)[];
@@ -38,6 +43,9 @@ export class Lattice {
   constructor(grid: Uint8Array, readonly dims: 8 | 4, values: readonly number[], private readonly bits: 2 | 3, private readonly nwant: number) {
     const n = grid.length / dims;
     this.pos = new Int8Array(grid.length);
+    this.lev = new Uint8Array(grid.length);
+    this.nLevels = values.length;
+    this.terms = new Float32Array(dims * values.length);
     this.map = new Int32Array(1 << (bits * dims)).fill(-1);
     for (let k = 0; k < n; k++) {
       let u = 0;
@@ -45,6 +53,7 @@ export class Lattice {
         const l = values.indexOf(grid[dims * k + i]!);
         if (l < 0) throw new Error(`grid point ${k} has a coordinate ${grid[dims * k + i]} that is no level`);
         this.pos[dims * k + i] = 2 * l + 1;
+        this.lev[dims * k + i] = l;
         u |= l << (bits * i);
       }
       this.map[u] = k;
@@ -99,16 +108,22 @@ export class Lattice {
    */
   bestNeighbour(u: number, xval: Float32Array, xo: number, w: Float32Array, wo: number, scale: number, L: Int8Array, lo: number): number {
     const nb = this.neighbours(u);
-    const dims = this.dims;
+    const dims = this.dims, nl = this.nLevels, lev = this.lev, terms = this.terms;
+    // every coordinate's term w·(scale·(2l+1) - x)² for every level l, computed once per call; a
+    // neighbour's distance is their float32 sum in coordinate order, as ggml adds them
+    for (let i = 0; i < dims; i++) {
+      const xi = xval[xo + i]!, wi = w[wo + i]!;
+      for (let l = 0; l < nl; l++) {
+        const diff = f(f(scale * (2 * l + 1)) - xi);
+        terms[i * nl + l] = f(f(wi * diff) * diff);
+      }
+    }
     let best = FLT_MAX;
     let index = -1;
     for (let j = 0; j < nb.length; j++) {
       const k = nb[j]!;
       let d2 = 0;
-      for (let i = 0; i < dims; i++) {
-        const diff = f(f(scale * this.pos[dims * k + i]!) - xval[xo + i]!);
-        d2 = f(d2 + f(f(w[wo + i]! * diff) * diff));
-      }
+      for (let i = 0, o = dims * k; i < dims; i++) d2 = f(d2 + terms[i * nl + lev[o + i]!]!);
       if (d2 < best) {
         best = d2;
         index = k;
@@ -120,7 +135,7 @@ export class Lattice {
 
   /** the levels of grid point k to L[lo ..] */
   levels(k: number, L: Int8Array, lo: number): void {
-    for (let i = 0; i < this.dims; i++) L[lo + i] = (this.pos[this.dims * k + i]! - 1) >> 1;
+    for (let i = 0; i < this.dims; i++) L[lo + i] = this.lev[this.dims * k + i]!;
   }
 
   /** levels of one group at L[lo ..] packed as the map's key */

@@ -10,8 +10,9 @@
 // again after an interruption (or in a new session) continues where it stopped.
 // Usage: npm run train:default [-- --threads N] [--until STAGE]
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -86,6 +87,7 @@ stop("sft");
 // 4. quantize and ship; keep the curves and metrics for the model card
 mkdirSync(dirname(SHIPPED), { recursive: true });
 cmx(["quantize", join(s3, "model.gguf"), SHIPPED, "Q8_0"]);
+writeFileSync(`${SHIPPED}.sha256`, `${createHash("sha256").update(readFileSync(SHIPPED)).digest("hex")}  ${basename(SHIPPED)}\n`);
 mkdirSync(DOCS, { recursive: true });
 for (const [stage, dir] of [["stage1-en", s1], ["stage2-zh", s2], ["stage3-sft", s3]]) {
   for (const f of ["loss-curve.svg", "loss-curve.png", "metrics.jsonl"]) {

@@ -15,6 +15,12 @@ export interface PerplexityOptions {
   nBatch?: number;
   /** at most this many windows (default: all) */
   nChunks?: number;
+  /**
+   * llama.cpp's float arithmetic, bit for bit (default true), so that the figures are llama.cpp's;
+   * false: the default (faster) kernels, whose last-bit differences move a quantized model's
+   * perplexity by 1e-4..1e-3 relative.
+   */
+  exact?: boolean;
   bosId?: number;
   onChunk?: (chunk: number, nChunks: number, runningPpl: number, ms: number) => void;
 }
@@ -49,7 +55,7 @@ export function perplexity(model: Mixtral, tokens: number[], opts: PerplexityOpt
   const nChunks = Math.min(available, opts.nChunks ?? available);
   const V = model.config.nVocab;
   const first = nCtx >> 1;
-  const ctx = model.newContext({ nCtx, kvType: opts.kvType ?? "f16", nBatch: opts.nBatch ?? nCtx });
+  const ctx = model.newContext({ nCtx, kvType: opts.kvType ?? "f16", nBatch: opts.nBatch ?? nCtx, exact: opts.exact ?? true });
   let sum = 0, sum2 = 0, count = 0;
   const running: number[] = [];
   for (let c = 0; c < nChunks; c++) {

@@ -5,7 +5,7 @@
  */
 import type { GgmlType } from "../quant/format.js";
 import type { AttentionShape } from "./js/attention.js";
-import { matmulQuantized, quantizeRows, type QuantizedRows, type Weight } from "./js/matmul.js";
+import { matmulGgml, matmulQuantized, quantizeRows, type GgmlPath, type QuantizedRows, type Weight } from "./js/matmul.js";
 
 export interface Backend {
   readonly name: string;
@@ -16,6 +16,8 @@ export interface Backend {
   quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: number): QuantizedRows;
   /** out[t, r] = W[mat] row r . act row rows[t] (all rows when omitted). */
   matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void;
+  /** as matmul, with llama.cpp's float arithmetic bit for bit, on llama.cpp's kernel for `path` (src/kernels/js/ggml.ts) */
+  matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows: ArrayLike<number> | undefined, path: GgmlPath): void;
   /** KV cache storage (n elements, F16 bits or F32); plain arrays when absent */
   allocKv?(n: number, f16: boolean): Float32Array | Uint16Array;
   freeKv?(v: Float32Array | Uint16Array): void;
@@ -44,6 +46,9 @@ export class JsBackend implements Backend {
   }
   matmul(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void {
     matmulQuantized(w, mat, act, out, rows);
+  }
+  matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows: ArrayLike<number> | undefined, path: GgmlPath): void {
+    matmulGgml(w, mat, act, out, rows, path);
   }
   close(): void {}
 }

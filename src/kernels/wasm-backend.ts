@@ -10,7 +10,7 @@ import { ArgumentError } from "../errors.js";
 import { type GgmlType, typeName } from "../quant/format.js";
 import type { Backend, WeightStorage } from "./backend.js";
 import type { AttentionShape } from "./js/attention.js";
-import { matrixOf, type QuantizedRows, type Weight } from "./js/matmul.js";
+import { matmulGgml, matrixOf, type GgmlPath, type QuantizedRows, type Weight } from "./js/matmul.js";
 import { KernelPool } from "./parallel/pool.js";
 import { MAX_PAGES, WasmKernels, compileKernelsSync } from "./wasm/backend.js";
 
@@ -167,6 +167,10 @@ export class WasmBackend implements Backend {
       }
       out.set(k.f32(outPtr, nt * w.nOut), t0 * w.nOut);
     }
+  }
+
+  matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows: ArrayLike<number> | undefined, path: GgmlPath): void {
+    matmulGgml(w, mat, act, out, rows, path);
   }
 
   attention(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,

@@ -4,12 +4,19 @@
  * sparse MoE of SwiGLU experts (top-k routing) -> residual; final RMSNorm and the LM head.
  * Prompts are processed in batches of many tokens; the tokens routed to each expert are grouped so
  * that every expert runs one matrix-matrix product per batch.
+ *
+ * Contexts made with `exact: true` compute with llama.cpp's float arithmetic, bit for bit
+ * (src/kernels/js/ggml.ts): the same kernels llama.cpp would pick for each product's shape, its
+ * exp/sin/cos, and, as llama.cpp does, the last layer's FFN only for the rows whose logits are
+ * wanted. Slower; the default kernels differ from llama.cpp in the last bits, which quantized models
+ * turn into differences of 1e-4..1e-3 in perplexity.
  */
 import { ArgumentError, ContextFullError } from "../errors.js";
 import { GgufReader } from "../io/gguf/reader.js";
 import { swiglu } from "../kernels/js/activations.js";
-import { attention } from "../kernels/js/attention.js";
-import type { Weight } from "../kernels/js/matmul.js";
+import { attention, attentionGgml } from "../kernels/js/attention.js";
+import { rmsNormRowsGgml, siluRow } from "../kernels/js/ggml.js";
+import type { GgmlPath, QuantizedRows, Weight } from "../kernels/js/matmul.js";
 import { JsBackend, type Backend } from "../kernels/backend.js";
 import { rmsNormRows } from "../kernels/js/rms-norm.js";
 import { RopeTable } from "../kernels/js/rope.js";
@@ -42,6 +49,8 @@ export interface ContextOptions {
   kvType?: KvType;
   /** tokens per forward step during prompt processing */
   nBatch?: number;
+  /** llama.cpp's float arithmetic, bit for bit (slower; see the top of this file) */
+  exact?: boolean;
 }
 
 export class Mixtral {
@@ -49,6 +58,7 @@ export class Mixtral {
   readonly disabledExperts: Uint8Array[];
   /** RoPE cos/sin, shared by all contexts (grows with the longest position seen) */
   readonly rope: RopeTable;
+  private ropeGlibc?: RopeTable;
 
   constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly file = "model", readonly backend: Backend = new JsBackend()) {
     this.disabledExperts = Array.from({ length: config.nLayer }, () => new Uint8Array(Math.max(1, config.nExpert)));
@@ -60,9 +70,17 @@ export class Mixtral {
     return new Mixtral(cfg, loadWeights(r, cfg, backend, opts), basename(r.path), backend);
   }
 
-  /** out[nTok, nOut] = x[nTok, nIn] . W[mat]^T */
-  matmul(w: Weight, mat: number, x: Float32Array, nTok: number, out: Float32Array): void {
-    this.backend.matmul(w, mat, this.backend.quantizeRows(vecDotType(w.type), x, nTok, w.nIn), out);
+  /** out[nTok, nOut] = x[nTok, nIn] . W[mat]^T; `path`: with llama.cpp's arithmetic on that kernel */
+  matmul(w: Weight, mat: number, x: Float32Array, nTok: number, out: Float32Array, path?: GgmlPath): void {
+    const a = this.backend.quantizeRows(vecDotType(w.type), x, nTok, w.nIn);
+    if (path) this.backend.matmulGgml(w, mat, a, out, undefined, path);
+    else this.backend.matmul(w, mat, a, out);
+  }
+
+  /** the RoPE table with llama.cpp's cos/sin (glibc's), for exact contexts */
+  private get ropeExact(): RopeTable {
+    const c = this.config;
+    return (this.ropeGlibc ??= new RopeTable(c.nRot, c.ropeTheta, c.ropeScale, Math.min(c.nCtxTrain, 4096), true));
   }
 
   close(): void {
@@ -96,37 +114,58 @@ export class Mixtral {
   forwardBatch(segs: BatchSegment[], trace?: TraceFn): Float32Array[] {
     const c = this.config, w = this.weights, be = this.backend;
     const E = c.nEmbd, hd = c.headDim, qDim = c.nHead * hd, kvDim = c.nHeadKv * hd;
+    const exact = segs[0]?.ctx.exact ?? false;
     const offs: number[] = [];
     let n = 0;
     for (const sg of segs) {
       if (sg.ctx.model !== this) throw new ArgumentError("internal: a context of another model in the batch");
+      if (sg.ctx.exact !== exact) throw new ArgumentError("internal: exact and default contexts in one batch");
       if (sg.ctx.nPast + sg.tokens.length > sg.ctx.nCtx) {
         throw new ContextFullError(`context is full: ${sg.ctx.nPast} tokens in the cache + ${sg.tokens.length} new > context size ${sg.ctx.nCtx}`);
       }
       offs.push(n);
       n += sg.tokens.length;
     }
+    // llama.cpp's kernel choice for a dense product over `rows` rows (exact mode)
+    const path = (rows: number): GgmlPath | undefined => (exact ? (rows >= 2 ? "gemm" : "vec") : undefined);
+    const norm = exact ? rmsNormRowsGgml : rmsNormRows;
+    const product = (wt: Weight, a: QuantizedRows, out: Float32Array, rows: number): void => {
+      const p = path(rows);
+      if (p) be.matmulGgml(wt, 0, a, out, undefined, p);
+      else be.matmul(wt, 0, a, out);
+    };
+    // the rows that want logits, all segments in order
+    const outRows: number[] = [];
+    segs.forEach((sg, si) => { for (const r of sg.logitRows) outRows.push(offs[si]! + r); });
     const positions = new Int32Array(n);
     segs.forEach((sg, si) => sg.tokens.forEach((_, i) => { positions[offs[si]! + i] = sg.ctx.nPast + i; }));
-    const x = new Float32Array(n * E);
+    let x = new Float32Array(n * E);
     segs.forEach((sg, si) => sg.tokens.forEach((t, i) => weightRow(w.tokenEmbd, 0, t, x, (offs[si]! + i) * E)));
     const xn = new Float32Array(n * E);
     const q = new Float32Array(n * qDim), k = new Float32Array(n * kvDim), v = new Float32Array(n * kvDim);
     const att = new Float32Array(n * qDim);
     const tmp = new Float32Array(n * E);
+    const rope = exact ? this.ropeExact : this.rope;
     const L = (name: string, l: number) => `${name}-${l}`;
+    /** rows x holds: all n, or (exact mode, after the last layer's attention) only outRows */
+    let nx = n;
 
     for (let l = 0; l < c.nLayer; l++) {
       const lw = w.layers[l]!;
-      rmsNormRows(x, lw.attnNorm, xn, n, E, c.rmsEps);
+      norm(x, lw.attnNorm, xn, n, E, c.rmsEps);
       trace?.(L("attn_norm", l), xn, n, E);
       const a = be.quantizeRows(vecDotType(lw.wq.type), xn, n, E);
-      be.matmul(lw.wq, 0, a, q);
-      be.matmul(lw.wk, 0, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k);
-      be.matmul(lw.wv, 0, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v);
+      product(lw.wq, a, q, n);
+      product(lw.wk, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k, n);
+      product(lw.wv, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v, n);
       for (let i = 0; i < n; i++) {
-        this.rope.apply(q, i * qDim, c.nHead, hd, positions[i]!);
-        this.rope.apply(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
+        if (exact) {
+          rope.applyGgml(q, i * qDim, c.nHead, hd, positions[i]!);
+          rope.applyGgml(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
+        } else {
+          rope.apply(q, i * qDim, c.nHead, hd, positions[i]!);
+          rope.apply(k, i * kvDim, c.nHeadKv, hd, positions[i]!);
+        }
       }
       trace?.(L("Qcur_rope", l), q, n, qDim);
       trace?.(L("Kcur_rope", l), k, n, kvDim);
@@ -135,35 +174,46 @@ export class Mixtral {
         for (let i = 0; i < nt; i++) cache.write(l, positions[o + i]!, k, (o + i) * kvDim, v, (o + i) * kvDim);
         const qs = q.subarray(o * qDim, (o + nt) * qDim), outs = att.subarray(o * qDim, (o + nt) * qDim);
         const ps = positions.subarray(o, o + nt);
-        if (!be.attention?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs)) attention(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs);
+        if (exact) {
+          // llama.cpp's kernels depend on the batch's token count, not the sequence's
+          attentionGgml(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs, n >= 2);
+        } else if (!be.attention?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs)) attention(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs);
       });
-      this.matmul(lw.wo, 0, att, n, tmp);
+      this.matmul(lw.wo, 0, att, n, tmp, path(n));
       trace?.(L("kqv_out", l), tmp, n, E);
       for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
-      trace?.(L("ffn_inp", l), x, n, E);
+      if (exact && l === c.nLayer - 1 && outRows.length < n) {
+        // llama.cpp keeps only the rows with logits for the last layer's FFN (and its kernels see that many rows)
+        const xs = new Float32Array(outRows.length * E);
+        outRows.forEach((r, i) => xs.set(x.subarray(r * E, (r + 1) * E), i * E));
+        x = xs;
+        nx = outRows.length;
+      }
+      trace?.(L("ffn_inp", l), x, nx, E);
 
-      rmsNormRows(x, lw.ffnNorm, xn, n, E, c.rmsEps);
-      trace?.(L("ffn_norm", l), xn, n, E);
-      if (lw.gateInp) this.moe(l, xn, n, tmp, trace);
-      else this.denseFfn(l, xn, n, tmp);
-      for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
-      trace?.(L("l_out", l), x, n, E);
+      if (nx === 0) continue;
+      norm(x, lw.ffnNorm, xn, nx, E, c.rmsEps);
+      trace?.(L("ffn_norm", l), xn, nx, E);
+      if (lw.gateInp) this.moe(l, xn, nx, tmp, trace, exact);
+      else this.denseFfn(l, xn, nx, tmp, exact);
+      for (let i = 0; i < nx * E; i++) x[i] = x[i]! + tmp[i]!;
+      trace?.(L("l_out", l), x, nx, E);
     }
 
-    if (trace) {
+    if (trace && !exact) {
       rmsNormRows(x, w.outputNorm, xn, n, E, c.rmsEps);
       trace("result_norm", xn, n, E);
     }
     // the LM head only for the rows that want logits, all segments in one product
-    const rows: number[] = [];
-    segs.forEach((sg, si) => { for (const r of sg.logitRows) rows.push(offs[si]! + r); });
+    const rows = nx === n ? outRows : outRows.map((_, i) => i);
     const sel = new Float32Array(rows.length * E);
     rows.forEach((r, i) => sel.set(x.subarray(r * E, (r + 1) * E), i * E));
     const seln = new Float32Array(sel.length);
-    rmsNormRows(sel, w.outputNorm, seln, rows.length, E, c.rmsEps);
+    norm(sel, w.outputNorm, seln, rows.length, E, c.rmsEps);
+    if (trace && exact) trace("result_norm", seln, rows.length, E);
     const V = c.nVocab;
     const logits = new Float32Array(rows.length * V);
-    if (rows.length) this.matmul(w.output, 0, seln, rows.length, logits);
+    if (rows.length) this.matmul(w.output, 0, seln, rows.length, logits, path(rows.length));
     const out: Float32Array[] = [];
     let r0 = 0;
     for (const sg of segs) {
@@ -174,13 +224,13 @@ export class Mixtral {
     return out;
   }
 
-  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn): void {
+  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn, exact = false): void {
     const m = this, be = m.backend, c = m.config, lw = m.weights.layers[l]!;
     const E = c.nEmbd, F = c.nFf, K = c.nExpertUsed, NE = c.nExpert;
     const logits = new Float32Array(n * NE);
-    m.matmul(lw.gateInp!, 0, xn, n, logits);
+    m.matmul(lw.gateInp!, 0, xn, n, logits, exact ? (n >= 2 ? "gemm" : "vec") : undefined);
     trace?.(`ffn_moe_logits-${l}`, logits, n, NE);
-    const r = route(logits, n, NE, K, this.disabledExperts[l]);
+    const r = route(logits, n, NE, K, this.disabledExperts[l], exact);
     trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
     trace?.(`ffn_moe_topk-${l}`, r.experts, n, K);
     trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
@@ -195,10 +245,19 @@ export class Mixtral {
       const nt = g.tokens.length;
       if (nt === 0) continue;
       const gate = new Float32Array(nt * F), up = new Float32Array(nt * F), y = new Float32Array(nt * E);
-      be.matmul(lw.ffnGate, e, act, gate, g.tokens);
-      be.matmul(lw.ffnUp, e, actUp, up, g.tokens);
-      swiglu(gate, up, nt * F);
-      m.matmul(lw.ffnDown, e, gate, nt, y);
+      if (exact) {
+        // mul_mat_id: vec_dot for every row; SiLU then the product with up, as separate ops
+        be.matmulGgml(lw.ffnGate, e, act, gate, g.tokens, "vec");
+        be.matmulGgml(lw.ffnUp, e, actUp, up, g.tokens, "vec");
+        for (let i = 0; i < nt; i++) siluRow(gate, i * F, F);
+        for (let i = 0; i < nt * F; i++) gate[i] = gate[i]! * up[i]!;
+        m.matmul(lw.ffnDown, e, gate, nt, y, "vec");
+      } else {
+        be.matmul(lw.ffnGate, e, act, gate, g.tokens);
+        be.matmul(lw.ffnUp, e, actUp, up, g.tokens);
+        swiglu(gate, up, nt * F);
+        m.matmul(lw.ffnDown, e, gate, nt, y);
+      }
       for (let i = 0; i < nt; i++) {
         const t = g.tokens[i]!, s = g.slots[i]!;
         const wgt = r.weights[t * K + s]!;
@@ -216,13 +275,17 @@ export class Mixtral {
     trace?.(`ffn_moe_out-${l}`, out, n, E);
   }
 
-  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array): void {
-    const m = this, c = m.config, lw = m.weights.layers[l]!;
-    const gate = new Float32Array(n * c.nFf), up = new Float32Array(n * c.nFf);
-    m.matmul(lw.ffnGate, 0, xn, n, gate);
-    m.matmul(lw.ffnUp, 0, xn, n, up);
-    swiglu(gate, up, n * c.nFf);
-    m.matmul(lw.ffnDown, 0, gate, n, out);
+  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array, exact = false): void {
+    const m = this, c = m.config, lw = m.weights.layers[l]!, F = c.nFf;
+    const gate = new Float32Array(n * F), up = new Float32Array(n * F);
+    const path: GgmlPath | undefined = exact ? (n >= 2 ? "gemm" : "vec") : undefined;
+    m.matmul(lw.ffnGate, 0, xn, n, gate, path);
+    m.matmul(lw.ffnUp, 0, xn, n, up, path);
+    if (exact) {
+      for (let i = 0; i < n; i++) siluRow(gate, i * F, F);
+      for (let i = 0; i < n * F; i++) gate[i] = gate[i]! * up[i]!;
+    } else swiglu(gate, up, n * F);
+    m.matmul(lw.ffnDown, 0, gate, n, out, path);
   }
 
   newContext(opts: ContextOptions = {}): MixtralContext {
@@ -234,6 +297,8 @@ export class MixtralContext {
   readonly nCtx: number;
   readonly nBatch: number;
   readonly cache: KvCache;
+  /** llama.cpp's arithmetic (ContextOptions.exact) */
+  readonly exact: boolean;
   /** tokens currently in the cache */
   readonly tokens: number[] = [];
 
@@ -242,6 +307,7 @@ export class MixtralContext {
     this.nCtx = opts.nCtx ?? Math.min(c.nCtxTrain, 4096);
     if (!Number.isInteger(this.nCtx) || this.nCtx < 1) throw new ArgumentError(`context size must be a positive integer, got ${opts.nCtx}`);
     this.nBatch = Math.max(1, opts.nBatch ?? 512);
+    this.exact = opts.exact ?? false;
     const be = model.backend;
     this.cache = new KvCache(c.nLayer, this.nCtx, c.nHeadKv, c.headDim, opts.kvType ?? "f32", be.allocKv ? (n, f16) => be.allocKv!(n, f16) : undefined);
   }

@@ -3,8 +3,11 @@
  * are quantized once to the weight type's dot-product type (Q8_0, Q8_1, Q8_K, F16 or F32) and each
  * output is an integer-per-block dot product (see src/quant).
  */
+import { F16_TABLE } from "../../quant/f16.js";
 import { GgmlType, rowBytes as typeRowBytes } from "../../quant/format.js";
 import { quantizeActivation, vecDot, vecDotType } from "../../quant/index.js";
+import { dotF16Vec, dotF32Gemm, dotF32Vec } from "./ggml.js";
+import { ggmlDot, ggmlDotSupported } from "./ggml-dot.js";
 
 /** A 2-D weight matrix, or a stack of nMat of them (the experts of a layer). */
 export interface Weight {
@@ -70,4 +73,73 @@ export function matmulQuantized(w: Weight, mat: number, act: QuantizedRows, out:
 /** out[nTok, nOut] = x[nTok, nIn] . W[mat]^T */
 export function matmul(w: Weight, mat: number, x: Float32Array, nTok: number, out: Float32Array): void {
   matmulQuantized(w, mat, quantizeRows(vecDotType(w.type), x, nTok, w.nIn), out);
+}
+
+/**
+ * llama.cpp's kernel for a weight product: llamafile's sgemm ("gemm", a dense product over two or
+ * more activation rows) or ggml's vec_dot ("vec", a single row, and every expert product).
+ */
+export type GgmlPath = "gemm" | "vec";
+
+/** Whether matmulGgml reproduces llama.cpp for this weight type (others use matmulQuantized's arithmetic). */
+export function ggmlMatmulSupported(type: GgmlType): boolean {
+  return type === GgmlType.F32 || type === GgmlType.F16 || ggmlDotSupported(type);
+}
+
+/**
+ * Whether llama.cpp would take sgemm for these weights on `path`: float weights only when their
+ * shape suits tinyBLAS (rows a multiple of 4, row length a multiple of 16), else vec_dot.
+ */
+export function ggmlGemm(w: Weight, path: GgmlPath): boolean {
+  if (path !== "gemm") return false;
+  return w.type === GgmlType.F32 || w.type === GgmlType.F16 ? w.nOut % 4 === 0 && w.nIn % 16 === 0 : true;
+}
+
+/**
+ * As matmulQuantized, with llama.cpp's float arithmetic bit for bit (src/kernels/js/ggml.ts,
+ * ggml-dot.ts): out[t, r] = W[mat] row r . act row rows[t]. F16 weights take F16 activations.
+ */
+export function matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows: ArrayLike<number> | undefined, path: GgmlPath): void {
+  if (!ggmlMatmulSupported(w.type)) {
+    matmulQuantized(w, mat, act, out, rows);
+    return;
+  }
+  const nTok = rows ? rows.length : act.nRows;
+  const { data, off: base } = matrixOf(w, mat);
+  const { nIn, nOut, type } = w;
+  const gemm = ggmlGemm(w, path);
+  if (type === GgmlType.F32 || type === GgmlType.F16) {
+    const f16 = type === GgmlType.F16;
+    const x = new Float32Array(nTok * nIn);
+    for (let t = 0; t < nTok; t++) {
+      const src = rows ? rows[t]! : t;
+      for (let i = 0; i < nIn; i++) {
+        const o = src * act.rowBytes;
+        x[t * nIn + i] = f16 ? F16_TABLE[act.data[o + 2 * i]! | (act.data[o + 2 * i + 1]! << 8)]! : readF32At(act.data, o + 4 * i);
+      }
+    }
+    const wr = new Float32Array(nIn);
+    for (let r = 0; r < nOut; r++) {
+      const wOff = base + r * w.rowBytes;
+      for (let i = 0; i < nIn; i++) wr[i] = f16 ? F16_TABLE[data[wOff + 2 * i]! | (data[wOff + 2 * i + 1]! << 8)]! : readF32At(data, wOff + 4 * i);
+      for (let t = 0; t < nTok; t++) {
+        out[t * nOut + r] = gemm ? dotF32Gemm(wr, 0, x, t * nIn, nIn) : f16 ? dotF16Vec(wr, 0, x, t * nIn, nIn) : dotF32Vec(wr, 0, x, t * nIn, nIn);
+      }
+    }
+    return;
+  }
+  for (let r = 0; r < nOut; r++) {
+    const wOff = base + r * w.rowBytes;
+    for (let t = 0; t < nTok; t++) {
+      const src = rows ? rows[t]! : t;
+      out[t * nOut + r] = ggmlDot(type, nIn, data, wOff, act.data, src * act.rowBytes, gemm);
+    }
+  }
+}
+
+const f32b = new Float32Array(1);
+const u8b = new Uint8Array(f32b.buffer);
+function readF32At(b: Uint8Array, o: number): number {
+  u8b[0] = b[o]!; u8b[1] = b[o + 1]!; u8b[2] = b[o + 2]!; u8b[3] = b[o + 3]!;
+  return f32b[0]!;
 }

@@ -4,7 +4,7 @@
 // Needs python3 with numpy; without it, the tests that use these files are skipped.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -33,4 +33,13 @@ for (const j of jobs) {
     if (got !== j.sha) { console.error(`prepare-reference: ${j.name} sha256 ${got} != ${j.sha}`); process.exit(1); }
   }
 }
-console.log(`prepare-reference: ${jobs.map((j) => j.name).join(", ")} ready in tmp/ref`);
+// B-Q4_0 (llama-perplexity figures in the reference, no file): made from B-F32 by our quantizer,
+// whose blocks equal llama-quantize's; needs the build (dist/)
+const bq40 = join(out, "B-Q4_0.gguf");
+const quantizer = join(root, "dist", "quant", "quantize-file.js");
+if (!existsSync(bq40) && existsSync(quantizer)) {
+  const { quantizeFile } = await import(quantizer);
+  await quantizeFile(join(out, "B-F32.gguf"), `${bq40}.tmp`, "Q4_0", { threads: 2 });
+  renameSync(`${bq40}.tmp`, bq40);
+}
+console.log(`prepare-reference: ${jobs.map((j) => j.name).join(", ")}${existsSync(bq40) ? ", B-Q4_0" : ""} ready in tmp/ref`);

@@ -1,10 +1,11 @@
 /**
  * Perplexity as llama.cpp's llama-perplexity computes it: tokens = BOS + tokenize(text); windows
  * of nCtx tokens, each evaluated from an empty cache with its first token replaced by BOS; only
- * the second half of each window is scored (the first half is context); NLL in double precision;
+ * the second half of each window is scored (the first half is context); NLL as llama.cpp's log_softmax;
  * PPL = exp(mean NLL), error = PPL * sqrt(var(NLL) / (count - 1)).
  */
 import { ArgumentError } from "../errors.js";
+import { expf } from "../kernels/js/libm.js";
 import type { KvType } from "../model/kv-cache.js";
 import type { Mixtral } from "../model/mixtral.js";
 
@@ -36,13 +37,17 @@ export interface PerplexityResult {
   meanNll: number;
 }
 
-/** -log softmax(logits)[target], in double precision. */
+/**
+ * -log softmax(logits)[target] as llama-perplexity computes it (log_softmax in perplexity.cpp): the
+ * sum of glibc's expf of the float differences from the maximum, in double; the target's float
+ * difference minus the log of that sum.
+ */
 export function nll(logits: Float32Array, off: number, n: number, target: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[off + i]! > max) max = logits[off + i]!;
+  let max = logits[off]!;
+  for (let i = 1; i < n; i++) if (logits[off + i]! > max) max = logits[off + i]!;
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.exp(logits[off + i]! - max);
-  return Math.log(sum) - (logits[off + target]! - max);
+  for (let i = 0; i < n; i++) sum += expf(Math.fround(logits[off + i]! - max));
+  return Math.log(sum) - Math.fround(logits[off + target]! - max);
 }
 
 export function perplexity(model: Mixtral, tokens: number[], opts: PerplexityOptions): PerplexityResult {

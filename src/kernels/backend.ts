@@ -21,6 +21,11 @@ export interface Backend {
   /** KV cache storage (n elements, F16 bits or F32); plain arrays when absent */
   allocKv?(n: number, f16: boolean): Float32Array | Uint16Array;
   freeKv?(v: Float32Array | Uint16Array): void;
+  /** attentionGgml (src/kernels/js/attention.ts) over a cache from allocKv; false when it cannot (the caller runs the reference) */
+  attentionGgml?(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,
+    s: AttentionShape, out: Float32Array, gemm: boolean): boolean;
+  /** siluRow (src/kernels/js/ggml.ts) over nRows rows of n floats in place; false when it cannot */
+  siluGgml?(x: Float32Array, nRows: number, n: number): boolean;
   /** attention over a cache from allocKv; returns false when it cannot (the caller then runs the reference) */
   attention?(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,
     s: AttentionShape, out: Float32Array): boolean;

@@ -10,7 +10,8 @@ import { ArgumentError } from "../errors.js";
 import { type GgmlType, typeName } from "../quant/format.js";
 import type { Backend, WeightStorage } from "./backend.js";
 import type { AttentionShape } from "./js/attention.js";
-import { matmulGgml, matrixOf, type GgmlPath, type QuantizedRows, type Weight } from "./js/matmul.js";
+import { ggmlGemm, matmulGgml, matrixOf, type GgmlPath, type QuantizedRows, type Weight } from "./js/matmul.js";
+import { silu } from "./js/ggml.js";
 import { KernelPool } from "./parallel/pool.js";
 import { MAX_PAGES, WasmKernels, compileKernelsSync } from "./wasm/backend.js";
 
@@ -123,7 +124,7 @@ export class WasmBackend implements Backend {
   }
 
   private getPool(): KernelPool {
-    this.pool ??= KernelPool.create(this.module, this.shards.map((s) => s.k.memory), ["matmul", "attention", "quantizeRows"], this.threads);
+    this.pool ??= KernelPool.create(this.module, this.shards.map((s) => s.k.memory), ["matmul", "attention", "quantizeRows", "matmulGgml", "attentionGgml"], this.threads);
     return this.pool;
   }
 
@@ -170,7 +171,74 @@ export class WasmBackend implements Backend {
   }
 
   matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows: ArrayLike<number> | undefined, path: GgmlPath): void {
-    matmulGgml(w, mat, act, out, rows, path);
+    const nTok = rows ? rows.length : act.nRows;
+    if (nTok === 0) return;
+    const place = matrixOf(w, mat);
+    if (place.shard === undefined || place.ptr === undefined) throw new ArgumentError(`internal: weight ${w.name} is not in WebAssembly memory`);
+    const sh = place.shard, k = this.shards[sh]!.k;
+    if (!k.exports.matmulGgmlSupported(w.type)) {
+      // no llama.cpp-exact kernel for this type: the default arithmetic (as the reference does)
+      if (k.hasMatmul(w.type)) this.matmul(w, mat, act, out, rows);
+      else matmulGgml(w, mat, act, out, rows, path);
+      return;
+    }
+    const gemm = ggmlGemm(w, path) ? 1 : 0;
+    const chunk = Math.max(1, Math.min(nTok, Math.floor(OUT_CHUNK_BYTES / (w.nOut * 4)), 4096));
+    const actBytes = Math.ceil((chunk * act.rowBytes) / 64) * 64;
+    const outBytes = Math.ceil((chunk * w.nOut * 4) / 64) * 64;
+    const per = Math.ceil(k.exports.matmulGgmlScratchBytes(chunk) / 64) * 64;
+    const parallel = this.threads > 1 && w.nOut * w.rowBytes >= PARALLEL_MIN_BYTES;
+    const nThreads = parallel ? this.threads : 1;
+    const base = this.scratch(sh, actBytes + outBytes + per * nThreads);
+    const outPtr = base + actBytes, scr = outPtr + outBytes;
+    for (let t0 = 0; t0 < nTok; t0 += chunk) {
+      const nt = Math.min(chunk, nTok - t0);
+      const a = k.u8(base, nt * act.rowBytes);
+      for (let i = 0; i < nt; i++) {
+        const src = rows ? rows[t0 + i]! : t0 + i;
+        a.set(act.data.subarray(src * act.rowBytes, (src + 1) * act.rowBytes), i * act.rowBytes);
+      }
+      const args = [w.type, place.ptr, w.rowBytes, w.nIn, 0, 0, base, act.rowBytes, nt, outPtr, w.nOut, gemm, scr];
+      if (parallel) this.getPool().parallel(sh, "matmulGgml", w.nOut, 4, 4, 5, args, nThreads, { arg: 12, stride: per });
+      else k.exports.matmulGgml(w.type, place.ptr, w.rowBytes, w.nIn, 0, w.nOut, base, act.rowBytes, nt, outPtr, w.nOut, gemm, scr);
+      out.set(k.f32(outPtr, nt * w.nOut), t0 * w.nOut);
+    }
+  }
+
+  siluGgml(x: Float32Array, nRows: number, n: number): boolean {
+    const k = this.shards[0]!.k;
+    const len = nRows * n;
+    const p = this.scratch(0, len * 4 + 64);
+    k.f32(p, len).set(x.subarray(0, len));
+    k.exports.siluGgml(p, nRows, n);
+    x.set(k.f32(p, len));
+    // the scalar rest of each row (n not a multiple of 16), as ggml_vec_silu_f32
+    for (let r = 0; r < nRows; r++) for (let i = n & ~15; i < n; i++) x[r * n + i] = silu(x[r * n + i]!);
+    return true;
+  }
+
+  attentionGgml(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,
+    s: AttentionShape, out: Float32Array, gemm: boolean): boolean {
+    const sh = this.kvShard.get(K);
+    if (sh === undefined || this.kvShard.get(V) !== sh) return false;
+    const k = this.shards[sh]!.k;
+    const dim = s.nHead * s.headDim;
+    let maxPos = 0;
+    for (let i = 0; i < nTok; i++) maxPos = Math.max(maxPos, positions[i]!);
+    const per = Math.ceil(k.exports.attentionGgmlScratchBytes(s.headDim, maxPos) / 64) * 64;
+    const qBytes = Math.ceil((nTok * dim * 4) / 64) * 64, pBytes = Math.ceil((nTok * 4) / 64) * 64;
+    const nThreads = this.threads > 1 && nTok * (maxPos + 1) * s.nHead * s.headDim >= 1 << 14 ? Math.min(this.threads, s.nHead) : 1;
+    const base = this.scratch(sh, 2 * qBytes + pBytes + per * nThreads);
+    const qPtr = base, outPtr = base + qBytes, posPtr = base + 2 * qBytes, scr = posPtr + pBytes;
+    k.f32(qPtr, nTok * dim).set(q.subarray(0, nTok * dim));
+    const pv = k.i32(posPtr, nTok);
+    for (let i = 0; i < nTok; i++) pv[i] = positions[i]!;
+    const kvF16 = K instanceof Uint16Array ? 1 : 0;
+    const args = [qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, 0, gemm ? 1 : 0];
+    if (nThreads > 1) this.getPool().parallel(sh, "attentionGgml", s.nHead, 1, 11, 12, args, nThreads, { arg: 10, stride: per });
+    else k.exports.attentionGgml(qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, s.nHead, gemm ? 1 : 0);
+    out.set(k.f32(outPtr, nTok * dim));
+    return true;
   }
 
   attention(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,

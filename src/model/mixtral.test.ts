@@ -67,3 +67,35 @@ for (const backend of ["js", "wasm"] as const) for (const run of runs) {
     }
   });
 }
+
+// Exact contexts compute with llama.cpp's arithmetic (src/kernels/js/ggml.ts): every intermediate
+// llama.cpp dumped and every logit must then be the same float, on F32 and quantized models alike
+// (no tolerance, no exclusion of positions whose expert choice is a near tie).
+for (const backend of ["js", "wasm"] as const) for (const run of runs) {
+  test(`${run.model} ${run.sequence} (${backend}, exact): logits and intermediates equal llama.cpp's bit for bit`, { skip: !modelPath(run.model) && `${run.model}.gguf not present` }, () => {
+    const model = load(run.model, backend);
+    const ctx = model.newContext({ nCtx: 512, kvType: "f32", exact: true });
+    const tokens = manifest().sequences[run.sequence]!.token_ids;
+    const traced = new Map<string, Float32Array | Int32Array>();
+    const logits = ctx.eval(tokens, {
+      logits: "all",
+      trace: (name, data) => { if (run.hidden[name]) traced.set(name, data.slice()); },
+    });
+    const V = run.n_vocab;
+    const ref = readF32(run.logits.file);
+    run.logits.positions.forEach((p, i) => {
+      for (let j = 0; j < V; j++) {
+        if (!Object.is(logits[p * V + j], ref[i * V + j])) assert.fail(`position ${p}, logit ${j}: ${logits[p * V + j]} vs llama.cpp ${ref[i * V + j]}`);
+      }
+    });
+    for (const [name, h] of Object.entries(run.hidden)) {
+      const ours = traced.get(name);
+      assert.ok(ours, `intermediate ${name} was not produced`);
+      const theirs = h.dtype === "int32" ? readI32(h.file) : readF32(h.file);
+      assert.equal(ours.length, theirs.length, `${name}: length`);
+      for (let i = 0; i < theirs.length; i++) {
+        if (!Object.is(ours[i], theirs[i])) assert.fail(`${name}[${i}]: ${ours[i]} vs llama.cpp ${theirs[i]}`);
+      }
+    }
+  });
+}

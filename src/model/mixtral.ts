@@ -176,7 +176,7 @@ export class Mixtral {
         const ps = positions.subarray(o, o + nt);
         if (exact) {
           // llama.cpp's kernels depend on the batch's token count, not the sequence's
-          attentionGgml(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs, n >= 2);
+          if (!be.attentionGgml?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs, n >= 2)) attentionGgml(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs, n >= 2);
         } else if (!be.attention?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs)) attention(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs);
       });
       this.matmul(lw.wo, 0, att, n, tmp, path(n));
@@ -249,7 +249,7 @@ export class Mixtral {
         // mul_mat_id: vec_dot for every row; SiLU then the product with up, as separate ops
         be.matmulGgml(lw.ffnGate, e, act, gate, g.tokens, "vec");
         be.matmulGgml(lw.ffnUp, e, actUp, up, g.tokens, "vec");
-        for (let i = 0; i < nt; i++) siluRow(gate, i * F, F);
+        if (!be.siluGgml?.(gate, nt, F)) for (let i = 0; i < nt; i++) siluRow(gate, i * F, F);
         for (let i = 0; i < nt * F; i++) gate[i] = gate[i]! * up[i]!;
         m.matmul(lw.ffnDown, e, gate, nt, y, "vec");
       } else {
@@ -282,7 +282,7 @@ export class Mixtral {
     m.matmul(lw.ffnGate, 0, xn, n, gate, path);
     m.matmul(lw.ffnUp, 0, xn, n, up, path);
     if (exact) {
-      for (let i = 0; i < n; i++) siluRow(gate, i * F, F);
+      if (!m.backend.siluGgml?.(gate, n, F)) for (let i = 0; i < n; i++) siluRow(gate, i * F, F);
       for (let i = 0; i < n * F; i++) gate[i] = gate[i]! * up[i]!;
     } else swiglu(gate, up, n * F);
     m.matmul(lw.ffnDown, 0, gate, n, out, path);

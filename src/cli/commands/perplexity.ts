@@ -9,18 +9,23 @@ import { openModel } from "../session.js";
 
 export const HELP = `cmx perplexity: perplexity of a model on a text, llama-perplexity's method
 
-Usage: cmx perplexity [-m MODEL] -f TEXT [-c CTX] [-b BATCH] [--chunks N] [--sweep 512,1024,...] [--out DIR]
+Usage: cmx perplexity [-m MODEL] -f TEXT [-c CTX] [-b BATCH] [--chunks N] [--fast] [--sweep 512,1024,...] [--out DIR]
 
   -f, --file PATH       the text (UTF-8)
   -c, --ctx-size N      window size (default: 512); the second half of each window is scored
   -b, --batch-size N    tokens per forward step (default: the window)
       --chunks N        use at most N windows
+      --fast            the default (faster) kernels instead of llama.cpp's arithmetic: on
+                        quantized models the figure then differs from llama-perplexity's by
+                        about 1e-4..1e-3 relative
       --sweep LIST      perplexity for each context size in LIST: a table, plus a
                         "PPL vs context length" chart (SVG and PNG) in --out
       --out DIR         where --sweep writes ppl-vs-context.{json,svg,png} (default: .)
 
 Tokens = BOS + tokenize(text); each window is evaluated from an empty cache with its first token
-replaced by BOS; prints the running perplexity per window and PPL = x +/- error.
+replaced by BOS; prints the running perplexity per window and PPL = x +/- error. The forward pass
+uses llama.cpp's float arithmetic bit for bit (ggml-cpu's x86 kernels), so the figures are
+llama-perplexity's (same -c, --kv-type).
 
 ${MODEL_HELP}
 `;
@@ -28,7 +33,7 @@ ${MODEL_HELP}
 export async function main(argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     ...MODEL_OPTIONS, file: { type: "string", short: "f" }, "batch-size": { type: "string", short: "b" },
-    chunks: { type: "string" }, sweep: { type: "string" }, out: { type: "string" },
+    chunks: { type: "string" }, sweep: { type: "string" }, out: { type: "string" }, fast: { type: "boolean" },
   }, "perplexity");
   if (values.help) { process.stdout.write(HELP); return; }
   if (!values.file) throw new ArgumentError("perplexity: give the text with -f FILE (see cmx perplexity --help)");
@@ -48,7 +53,7 @@ export async function main(argv: string[]): Promise<void> {
     const prog = new Progress(`ctx ${nCtx}`, Math.max(1, total));
     const chunkLine: string[] = [];
     const r = perplexity(m.model, tokens, {
-      nCtx, kvType: m.ctx.cache.type, bosId: m.tokenizer.vocab.bosId,
+      nCtx, kvType: m.ctx.cache.type, bosId: m.tokenizer.vocab.bosId, exact: !values.fast,
       ...(nBatch ? { nBatch } : {}), ...(nChunks ? { nChunks } : {}),
       onChunk: (i, n, p, ms) => {
         chunkLine.push(`[${i + 1}]${p.toFixed(4)}`);

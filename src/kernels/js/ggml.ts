@@ -95,7 +95,7 @@ export function vexpf(x: number): number {
   const z = fmaf(x, EXP_LOG2E, EXP_R);
   const n = fr(z - EXP_R);
   const b = fmaf(-n, EXP_C2, fmaf(-n, EXP_C1, x));
-  if (!(Math.abs(n) <= 192)) return n > 0 ? Infinity : 0;
+  if (Math.abs(n) > 192) return n <= 0 ? 0 : Infinity;
   const u = fr(b * b);
   const j = fmaf(fmaf(fmaf(EXP_P0, b, EXP_P1), u, fmaf(EXP_P2, b, EXP_P3)), u, fmaf(EXP_P4, b, 1));
   return fr(j * 2 ** n);

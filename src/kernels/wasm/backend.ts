@@ -52,6 +52,15 @@ export interface KernelExports {
   /** this instance's (thread's) attention scratch, used when attention gets scratch = 0 */
   setScratch(ptr: number, bytes: number): void;
   expF64(x: number): number;
+  /** llama.cpp-exact kernels (native/ggml.ts) */
+  matmulGgmlSupported(type: number): number;
+  matmulGgmlScratchBytes(nTok: number): number;
+  matmulGgml(type: number, w: number, rowBytes: number, nIn: number, r0: number, r1: number,
+    act: number, actRowBytes: number, nTok: number, out: number, outStride: number, gemm: number, scratch: number): number;
+  attentionGgmlScratchBytes(headDim: number, maxPos: number): number;
+  siluGgml(x: number, nRows: number, n: number): void;
+  attentionGgml(q: number, nTok: number, pos: number, k: number, v: number, kvF16: number,
+    nHead: number, nHeadKv: number, headDim: number, out: number, scratch: number, h0: number, h1: number, gemm: number): void;
   /** bytes setMatmulScratch needs */
   matmulScratchBytes(nSlots: number, slotBytes: number): number;
   /** scratch slots for the multi-token matmul kernels of every instance over this memory (0: none) */

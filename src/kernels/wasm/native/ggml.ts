@@ -6,6 +6,7 @@
 // corrects the one case where rounding the sum to float64 first misleads the rounding to float32.
 
 import { f16ToF32, f16x4ToF32x4, f32ToF16 } from "./common";
+import { qhMaskHi, qhMaskLo } from "./matmul-q";
 
 // ggml type ids (src/quant/format.ts)
 const F32: i32 = 0;
@@ -175,37 +176,36 @@ function dotVec(x: usize, xf16: bool, y: usize, yf16: bool, n: i32, leftF64: boo
   store<i16>(wq + (<usize>e << 1), <i16>v);
 }
 
-/** 32-element block at p into wq[0..32); returns the f16 scale d as f32 */
+/** 16 signed bytes of elements 0..15 (lo) and 16..31 (hi) into wq[0..32) as i16 */
+@inline function store32(wq: usize, lo: v128, hi: v128): void {
+  v128.store(wq, i16x8.extend_low_i8x16_s(lo));
+  v128.store(wq, i16x8.extend_high_i8x16_s(lo), 16);
+  v128.store(wq, i16x8.extend_low_i8x16_s(hi), 32);
+  v128.store(wq, i16x8.extend_high_i8x16_s(hi), 48);
+}
+
+/** 32-element block at p into wq[0..32) (i16); returns the f16 scale d as f32 */
 function decode32(type: i32, p: usize, wq: usize): f32 {
+  const m15 = i8x16.splat(15), b16 = i8x16.splat(16);
   if (type == Q8_0) {
-    for (let j = 0; j < 32; j++) q32(wq, j, load<i8>(p + 2 + j));
+    store32(wq, v128.load(p, 2), v128.load(p, 18));
   } else if (type == Q4_0) {
-    for (let j = 0; j < 16; j++) { const v = <i32>load<u8>(p + 2 + j); q32(wq, j, (v & 15) - 8); q32(wq, j + 16, (v >> 4) - 8); }
+    const q = v128.load(p, 2);
+    store32(wq, i8x16.sub(v128.and(q, m15), i8x16.splat(8)), i8x16.sub(i8x16.shr_u(q, 4), i8x16.splat(8)));
   } else if (type == IQ4_NL) {
     const kv = i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
-    const qv = v128.load(p + 2);
-    const lo = i8x16.swizzle(kv, v128.and(qv, i8x16.splat(15)));
-    const hi = i8x16.swizzle(kv, i8x16.shr_u(qv, 4));
-    v128.store(wq, i16x8.extend_low_i8x16_s(lo));
-    v128.store(wq, i16x8.extend_high_i8x16_s(lo), 16);
-    v128.store(wq, i16x8.extend_low_i8x16_s(hi), 32);
-    v128.store(wq, i16x8.extend_high_i8x16_s(hi), 48);
+    const q = v128.load(p, 2);
+    store32(wq, i8x16.swizzle(kv, v128.and(q, m15)), i8x16.swizzle(kv, i8x16.shr_u(q, 4)));
   } else if (type == Q5_0) {
-    const qh = load<u32>(p + 2);
-    for (let j = 0; j < 16; j++) {
-      const v = <i32>load<u8>(p + 6 + j);
-      q32(wq, j, ((v & 15) | <i32>(((qh >> j) << 4) & 0x10)) - 16);
-      q32(wq, j + 16, ((v >> 4) | <i32>((qh >> (j + 12)) & 0x10)) - 16);
-    }
+    const qh = i32x4.splat(load<u32>(p, 2)), q = v128.load(p, 6);
+    store32(wq, i8x16.sub(v128.or(v128.and(q, m15), v128.and(qhMaskLo(qh), b16)), b16),
+      i8x16.sub(v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16)), b16));
   } else if (type == Q4_1) {
-    for (let j = 0; j < 16; j++) { const v = <i32>load<u8>(p + 4 + j); q32(wq, j, v & 15); q32(wq, j + 16, v >> 4); }
+    const q = v128.load(p, 4);
+    store32(wq, v128.and(q, m15), i8x16.shr_u(q, 4));
   } else { // Q5_1
-    const qh = load<u32>(p + 4);
-    for (let j = 0; j < 16; j++) {
-      const v = <i32>load<u8>(p + 8 + j);
-      q32(wq, j, (v & 15) | <i32>(((qh >> j) << 4) & 0x10));
-      q32(wq, j + 16, (v >> 4) | <i32>((qh >> (j + 12)) & 0x10));
-    }
+    const qh = i32x4.splat(load<u32>(p, 4)), q = v128.load(p, 8);
+    store32(wq, v128.or(v128.and(q, m15), v128.and(qhMaskLo(qh), b16)), v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16)));
   }
   return f16ToF32(load<u16>(p));
 }
@@ -308,11 +308,28 @@ export function matmulGgmlSupported(type: i32): i32 {
 
 /** bytes of scratch one matmulGgml call needs for nTok activation rows */
 export function matmulGgmlScratchBytes(nTok: i32): i32 {
-  return 1024 + 256 + nTok * 96;
+  return 1024 + 256 + nTok * <i32>REC;
 }
 
-// per-token accumulator record (96 bytes): lanes f32[8] at 0; at 32 lanes2 f32[8] (IQ4_NL vec),
-// min lanes f32[4] (Q4_K) or a float sum (Q4_1/Q5_1/Q5_K); at 64 the IQ4_NL odd block
+// per-token accumulator record: the 8 float lanes as f64 at 0; at 64 the second 8 lanes (IQ4_NL
+// vec_dot) or the 4 min lanes (Q4_K), f64; at 128 a float sum (Q4_1/Q5_1/Q5_K) or the IQ4_NL odd block
+const REC: usize = 144;
+
+/** lanes at r (4 f64 lanes, float values) = fmaf(d, float(s), lanes) for the 4 i32 lanes of s (|s| < 2^24) */
+@inline function fmaLanes(r: usize, d: v128, s: v128): void {
+  v128.store(r, fma2(d, f64x2.convert_low_i32x4_s(s), v128.load(r)));
+  v128.store(r, fma2(d, f64x2.convert_low_i32x4_s(i32x4.shuffle(s, s, 2, 3, 2, 3)), v128.load(r, 16)), 16);
+}
+/** the same with the i32 lanes first rounded to float (sums that may exceed 2^24) */
+@inline function fmaLanesF(r: usize, d: v128, s: v128): void {
+  const f = f32x4.convert_i32x4_s(s);
+  v128.store(r, fma2(d, f64x2.promote_low_f32x4(f), v128.load(r)));
+  v128.store(r, fma2(d, hi2(f), v128.load(r, 16)), 16);
+}
+/** 4 f64 lanes (float values) at r as f32x4 */
+@inline function lanesF32(r: usize): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(v128.load(r)), f32x4.demote_f64x2_zero(v128.load(r, 16)), 0, 1, 4, 5);
+}
 
 /**
  * out[t*outStride + r] = W row r . activation row t for r0 <= r < r1, t < nTok, with ggml-cpu's
@@ -347,9 +364,10 @@ export function matmulGgml(
   const nb = isK ? nIn >> 8 : nIn >> 5;
   const ab: usize = isK ? 292 : type == Q4_1 || type == Q5_1 ? 36 : 34;
   const pairs = type == IQ4_NL && gemm == 0;
+  const q8_1 = type == Q4_1 || type == Q5_1;
   for (let r = r0; r < r1; r++) {
     const wp = w + <usize>r * rb;
-    memory.fill(acc, 0, <usize>nTok * 96);
+    memory.fill(acc, 0, <usize>nTok * REC);
     for (let b = 0; b < nb; b++) {
       const p = wp + <usize>b * bs;
       if (isK) {
@@ -359,16 +377,13 @@ export function matmulGgml(
         const m16 = type == Q2_K ? f16ToF32(load<u16>(p + 82)) : type == Q4_K || type == Q5_K ? f16ToF32(load<u16>(p + 2)) : 0;
         for (let t = 0; t < nTok; t++) {
           const a = act + <usize>t * arb + <usize>b * ab;
-          const rec = acc + <usize>t * 96;
+          const rec = acc + <usize>t * REC;
           const yd = load<f32>(a);
-          const d = f32x4.splat(yd * d16);
           const dmin: f32 = -yd * m16;
-          let l0 = v128.load(rec), l1 = v128.load(rec, 16);
           if (type == Q2_K) {
-            const p0 = i32x4.dot_i16x8_s(v128.load(mins), v128.load(a, 260));
-            const p1 = i32x4.dot_i16x8_s(v128.load(mins, 16), v128.load(a, 276));
-            l0 = fma4(f32x4.splat(dmin), f32x4.convert_i32x4_s(p0), l0);
-            l1 = fma4(f32x4.splat(dmin), f32x4.convert_i32x4_s(p1), l1);
+            const dm = f64x2.splat(<f64>dmin);
+            fmaLanes(rec, dm, i32x4.dot_i16x8_s(v128.load(mins), v128.load(a, 260)));
+            fmaLanes(rec + 32, dm, i32x4.dot_i16x8_s(v128.load(mins, 16), v128.load(a, 276)));
           }
           let s0 = i32x4.splat(0), s1 = i32x4.splat(0);
           for (let g = 0; g < 8; g++) {
@@ -376,10 +391,9 @@ export function matmulGgml(
             s0 = i32x4.add(s0, lanes32(wg, ag));
             s1 = i32x4.add(s1, lanes32hi(wg, ag));
           }
-          l0 = fma4(d, f32x4.convert_i32x4_s(s0), l0);
-          l1 = fma4(d, f32x4.convert_i32x4_s(s1), l1);
-          v128.store(rec, l0);
-          v128.store(rec, l1, 16);
+          const d = f64x2.splat(<f64>(yd * d16));
+          fmaLanesF(rec, d, s0);
+          fmaLanesF(rec + 32, d, s1);
           if (type == Q4_K) {
             // min lanes: k = mins[2k]*(bsums[4k]+bsums[4k+1]) + mins[2k+1]*(bsums[4k+2]+bsums[4k+3])
             const q0 = i32x4.extadd_pairwise_i16x8_s(v128.load(a, 260));
@@ -387,57 +401,51 @@ export function matmulGgml(
             const m0 = i32x4.extend_low_i16x8_s(v128.load(mins));
             const m1 = i32x4.extend_high_i16x8_s(v128.load(mins));
             const pr0 = i32x4.mul(q0, m0), pr1 = i32x4.mul(q1, m1);
-            const pm = i32x4.add(i32x4.shuffle(pr0, pr1, 0, 2, 4, 6), i32x4.shuffle(pr0, pr1, 1, 3, 5, 7));
-            v128.store(rec, fma4(f32x4.splat(dmin), f32x4.convert_i32x4_s(pm), v128.load(rec, 32)), 32);
+            fmaLanes(rec + 64, f64x2.splat(<f64>dmin), i32x4.add(i32x4.shuffle(pr0, pr1, 0, 2, 4, 6), i32x4.shuffle(pr0, pr1, 1, 3, 5, 7)));
           } else if (type == Q5_K) {
             let ms = 0;
             for (let k = 0; k < 8; k++) ms += <i32>load<i16>(mins + (<usize>k << 1)) * (<i32>load<i16>(a + 260 + 4 * k) + <i32>load<i16>(a + 262 + 4 * k));
-            store<f32>(rec, load<f32>(rec, 32) + dmin * <f32>ms, 32);
+            store<f32>(rec, load<f32>(rec, 128) + dmin * <f32>ms, 128);
           }
         }
       } else {
         const dw = decode32(type, p, wq);
-        const mw: f32 = type == Q4_1 || type == Q5_1 ? f16ToF32(load<u16>(p + 2)) : 0;
-        const q8_1 = type == Q4_1 || type == Q5_1;
+        const mw: f32 = q8_1 ? f16ToF32(load<u16>(p + 2)) : 0;
         const tail = pairs && (nb & 1) != 0 && b == nb - 1;
         const second = pairs && (b & 1) != 0;
         for (let t = 0; t < nTok; t++) {
           const a = act + <usize>t * arb + <usize>b * ab;
-          const rec = acc + <usize>t * 96;
+          const rec = acc + <usize>t * REC;
           const aq = a + (q8_1 ? 4 : 2);
           const s0 = lanes32(wq, aq), s1 = lanes32hi(wq, aq);
           const d = dw * f16ToF32(load<u16>(a));
           if (tail) {
-            store<f32>(rec, d * <f32>(i32x4.extract_lane(s0, 0) + i32x4.extract_lane(s0, 1) + i32x4.extract_lane(s0, 2) + i32x4.extract_lane(s0, 3)
-              + i32x4.extract_lane(s1, 0) + i32x4.extract_lane(s1, 1) + i32x4.extract_lane(s1, 2) + i32x4.extract_lane(s1, 3)), 64);
+            const s = i32x4.add(s0, s1);
+            store<f32>(rec, d * <f32>(i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)), 128);
             continue;
           }
-          const o = second ? rec + 32 : rec;
-          if (q8_1) {
-            store<f32>(rec, load<f32>(rec, 32) + mw * f16ToF32(load<u16>(a, 2)), 32);
-            v128.store(o, fma4(f32x4.convert_i32x4_s(s0), f32x4.splat(d), v128.load(o)));
-            v128.store(o, fma4(f32x4.convert_i32x4_s(s1), f32x4.splat(d), v128.load(o, 16)), 16);
-          } else {
-            v128.store(o, fma4(f32x4.splat(d), f32x4.convert_i32x4_s(s0), v128.load(o)));
-            v128.store(o, fma4(f32x4.splat(d), f32x4.convert_i32x4_s(s1), v128.load(o, 16)), 16);
-          }
+          if (q8_1) store<f32>(rec, load<f32>(rec, 128) + mw * f16ToF32(load<u16>(a, 2)), 128);
+          const o = second ? rec + 64 : rec;
+          const dv = f64x2.splat(<f64>d);
+          fmaLanes(o, dv, s0);
+          fmaLanes(o + 32, dv, s1);
         }
       }
     }
     for (let t = 0; t < nTok; t++) {
-      const rec = acc + <usize>t * 96;
+      const rec = acc + <usize>t * REC;
       let v: f32;
       if (pairs) {
-        v = hsum8(f32x4.add(v128.load(rec), v128.load(rec, 32)), f32x4.add(v128.load(rec, 16), v128.load(rec, 48)));
-        if ((nb & 1) != 0) v = v + load<f32>(rec, 64);
+        v = hsum8(f32x4.add(lanesF32(rec), lanesF32(rec + 64)), f32x4.add(lanesF32(rec + 32), lanesF32(rec + 96)));
+        if ((nb & 1) != 0) v = v + load<f32>(rec, 128);
       } else {
-        v = hsum8(v128.load(rec), v128.load(rec, 16));
+        v = hsum8(lanesF32(rec), lanesF32(rec + 32));
         if (type == Q4_K) {
-          const m = v128.load(rec, 32);
+          const m = lanesF32(rec + 64);
           const mm = f32x4.add(m, i32x4.shuffle(m, m, 2, 3, 2, 3));
           v = v + (f32x4.extract_lane(mm, 0) + f32x4.extract_lane(mm, 1));
-        } else if (type == Q4_1 || type == Q5_1 || type == Q5_K) {
-          v = v + load<f32>(rec, 32);
+        } else if (q8_1 || type == Q5_K) {
+          v = v + load<f32>(rec, 128);
         }
       }
       store<f32>(out + ((<usize>t * <usize>outStride + <usize>r) << 2), v);

@@ -13,6 +13,7 @@ export const MODEL_OPTIONS: Options = {
   "disable-experts": { type: "string" },
   backend: { type: "string" },
   "max-memory": { type: "string" },
+  exact: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -38,7 +39,9 @@ export const MODEL_HELP = `Model options:
       --kv-type f16|f32     KV cache type (default: f16, as llama.cpp)
       --disable-experts L:E,...  switch experts off (the router picks among the rest)
       --max-memory SIZE     keep at most SIZE of weights in memory (e.g. 2G): experts are read
-                            from the file on demand into a least-recently-used cache`;
+                            from the file on demand into a least-recently-used cache
+      --exact               llama.cpp's float arithmetic bit for bit (its x86 CPU kernels): the
+                            same logits as llama.cpp to the last bit, several times slower`;
 
 export const SAMPLING_HELP = `Sampling options (the seed's defaults):
   -n, --n-predict N         tokens to generate (default: 256; -1 = until the context is full)

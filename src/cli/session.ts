@@ -52,6 +52,6 @@ export function openModel(values: Record<string, unknown>, opts: { defaultCtx?: 
   const kv = kvTypeOption(values);
   const loaded = loadFromOptions(values);
   const nCtx = contextSizeOption(values, loaded.model.config.nCtxTrain, opts.defaultCtx);
-  const ctx = loaded.model.newContext({ nCtx, kvType: kv });
+  const ctx = loaded.model.newContext({ nCtx, kvType: kv, ...(values.exact ? { exact: true } : {}) });
   return { ...loaded, ctx };
 }

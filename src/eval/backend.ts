@@ -60,6 +60,8 @@ export function encodePrompt(tok: SpmTokenizer, text: string): number[] {
 export interface LocalOptions {
   nCtx: number;
   kvType?: KvType;
+  /** llama.cpp's float arithmetic bit for bit */
+  exact?: boolean;
   /** sequences evaluated together in one forward step (default 4) */
   parallel?: number;
 }
@@ -93,7 +95,7 @@ export class LocalBackend implements EvalBackend {
   }
 
   private slot(i: number): MixtralContext {
-    while (this.slots.length <= i) this.slots.push(this.loaded.model.newContext({ nCtx: this.opts.nCtx, kvType: this.opts.kvType ?? "f16" }));
+    while (this.slots.length <= i) this.slots.push(this.loaded.model.newContext({ nCtx: this.opts.nCtx, kvType: this.opts.kvType ?? "f16", ...(this.opts.exact ? { exact: true } : {}) }));
     return this.slots[i]!;
   }
 

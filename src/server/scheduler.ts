@@ -140,6 +140,8 @@ export interface SchedulerOptions {
   parallel: number;
   nCtx: number;
   kvType?: KvType;
+  /** llama.cpp's float arithmetic bit for bit (src/model/mixtral.ts exact contexts) */
+  exact?: boolean;
   /** jobs that may wait for a slot */
   queueLimit: number;
   /** prompt tokens read per step, all slots together */
@@ -167,7 +169,7 @@ export class Scheduler {
     this.nCtx = opts.nCtx;
     this.promptChunk = Math.max(1, opts.promptChunk ?? 128);
     this.slots = Array.from({ length: opts.parallel }, (_, id) => ({
-      id, ctx: model.newContext({ nCtx: opts.nCtx, kvType: opts.kvType ?? "f16" }), job: null, lastUsed: 0,
+      id, ctx: model.newContext({ nCtx: opts.nCtx, kvType: opts.kvType ?? "f16", ...(opts.exact ? { exact: true } : {}) }), job: null, lastUsed: 0,
     }));
   }
 

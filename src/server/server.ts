@@ -35,6 +35,7 @@ export interface ServerOptions {
   /** context size of each slot */
   nCtx?: number;
   kvType?: KvType;
+  exact?: boolean;
   /** allowed origin for CORS ("*" for any); CORS headers are sent only when set */
   cors?: string;
   /** jobs that may wait for a slot before requests get 429 */
@@ -112,7 +113,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const nCtx = opts.nCtx ?? Math.min(model.config.nCtxTrain, 4096);
   const parallel = opts.parallel ?? 4;
   const scheduler = new Scheduler(model, tokenizer, {
-    parallel, nCtx, queueLimit: opts.queueLimit ?? 64, ...(opts.kvType ? { kvType: opts.kvType } : {}),
+    parallel, nCtx, queueLimit: opts.queueLimit ?? 64, ...(opts.kvType ? { kvType: opts.kvType } : {}), ...(opts.exact ? { exact: true } : {}),
   });
   const metrics = new ServerMetrics(scheduler);
   scheduler.onStep = (s) => metrics.onStep(s);

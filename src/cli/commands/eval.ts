@@ -154,7 +154,7 @@ async function mcq(bench: Bench, values: Values): Promise<void> {
     const train = loaded.model.config.nCtxTrain;
     const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 16 }) ?? Math.min(train, 4096);
     if (nCtx > train) throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${train} tokens this model was trained for`);
-    backend = new LocalBackend(loaded, { nCtx, kvType: kvTypeOption(values), parallel });
+    backend = new LocalBackend(loaded, { nCtx, kvType: kvTypeOption(values), parallel, ...(values.exact ? { exact: true } : {}) });
   }
   const template: TemplateMode = bench === "mmlu" ? "none" : tpl === "auto" ? (backend.looksInstruct ? "instruct" : "none") : (tpl as TemplateMode);
   if (bench === "mmlu" && tpl === "instruct") throw new ArgumentError("mmlu: the seed evaluates MMLU without a chat template; use --template none");
@@ -204,7 +204,7 @@ async function longbench(values: Values): Promise<void> {
     const train = loaded.model.config.nCtxTrain;
     const nCtx = num(values["ctx-size"], "ctx-size", { int: true, min: 16 }) ?? Math.min(train, maxLength + maxGen + 64);
     if (nCtx > train) throw new ArgumentError(`--ctx-size ${nCtx} is larger than the ${train} tokens this model was trained for`);
-    backend = new LocalBackend(loaded, { nCtx, kvType: kvTypeOption(values), parallel: 1 });
+    backend = new LocalBackend(loaded, { nCtx, kvType: kvTypeOption(values), parallel: 1, ...(values.exact ? { exact: true } : {}) });
     tokenizer = loaded.tokenizer;
   }
   const out = (values["out"] as string | undefined) ?? join("cmx-eval", `longbench-${maxLength}${values["sample"] ? "-sample" : ""}.json`);

@@ -67,7 +67,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const quiet = !!values.quiet;
   const s = await startServer({
-    loaded, host, port, parallel, nCtx, queueLimit, kvType: kv,
+    loaded, host, port, parallel, nCtx, queueLimit, kvType: kv, ...(values.exact ? { exact: true } : {}),
     ...(apiKey !== undefined ? { apiKey } : {}), ...(cors !== undefined ? { cors } : {}),
     log: (line) => { if (!quiet) process.stderr.write(`${new Date().toISOString()} ${line}\n`); },
   });

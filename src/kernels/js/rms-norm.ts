@@ -1,6 +1,7 @@
 /**
- * RMSNorm as ggml computes it: the sum of squares accumulates in double, the scale is a float,
- * then the result is multiplied by the weight (a separate op in llama.cpp's graph).
+ * RMSNorm as ggml computes it: the sum of squares accumulates in double, the mean is rounded to a
+ * float (ggml: `const float mean = sum/ne00`), the scale is a float, then the result is multiplied
+ * by the weight (a separate op in llama.cpp's graph).
  */
 export function rmsNorm(x: Float32Array, xOff: number, weight: Float32Array, out: Float32Array, outOff: number, n: number, eps: number): void {
   let sum = 0;
@@ -8,7 +9,7 @@ export function rmsNorm(x: Float32Array, xOff: number, weight: Float32Array, out
     const v = x[xOff + i]!;
     sum += Math.fround(v * v);
   }
-  const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(sum / n + eps))));
+  const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(Math.fround(sum / n) + Math.fround(eps)))));
   for (let i = 0; i < n; i++) out[outOff + i] = Math.fround(x[xOff + i]! * scale) * weight[i]!;
 }
 

@@ -62,7 +62,8 @@ export function expF64(x: f64): f64 {
 
 /**
  * out row = (x row * scale) * weight with scale = 1/sqrt(Σx²/n + eps) (Σ of float32 squares in
- * float64, in order), for nRows rows of n floats. out may be x.
+ * float64, in order; the mean Σx²/n rounded to float32 before eps is added, as ggml does), for
+ * nRows rows of n floats. out may be x.
  */
 export function rmsNorm(x: usize, weight: usize, out: usize, nRows: i32, n: i32, eps: f64): void {
   for (let r = 0; r < nRows; r++) {
@@ -82,7 +83,7 @@ export function rmsNorm(x: usize, weight: usize, out: usize, nRows: i32, n: i32,
       const v = load<f32>(xr + (<usize>i << 2));
       sum += <f64>(v * v);
     }
-    const scale: f32 = <f32>1 / Mathf.sqrt(<f32>(sum / <f64>n + eps));
+    const scale: f32 = <f32>1 / Mathf.sqrt(<f32>(sum / <f64>n) + <f32>eps);
     const sv = f32x4.splat(scale);
     i = 0;
     for (; i + 4 <= n; i += 4) {

@@ -125,7 +125,8 @@ export function usesImportance(type: GgmlType): boolean {
  * bit-exact; every weight type here has one except IQ2_XXS and IQ2_XS, which llama.cpp only
  * writes with an imatrix (see their files for the fallback used here). With `importance`
  * (one weight per column, length nPerRow): ggml's imatrix quantizer for the types that have one
- * here (IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XS, IQ2_XXS; see usesImportance); the others ignore it.
+ * here (Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XS, IQ2_XXS; see
+ * usesImportance); the others (F16, BF16, Q8_0 as in ggml, and IQ4_NL for now) ignore it.
  * @example const bytes = quantizeWeights(GgmlType.Q4_K, x, 8, 512) // 8 rows x 2 blocks x 144 bytes
  */
 export function quantizeWeights(type: GgmlType, x: Float32Array, nRows: number, nPerRow: number, importance?: Float32Array): Uint8Array {

@@ -10,9 +10,9 @@
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, nearestInt, readF16, readF32, readI16, writeU16 } from "./bytes.js";
-import { makeQkx2Quants } from "./quant-search.js";
+import { importanceWeights, makeQkx2Quants, makeQkx3Quants, makeQpQuants, sumSquares } from "./quant-search.js";
 import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const Q2_K_BYTES = 84;
 
@@ -112,22 +112,61 @@ export function quantizeQ2_KRef(x: Float32Array, xOff: number, n: number, dst: U
       for (let g = 0; g < 16; g++) dst[o + g] |= (nearestInt(f(iscale * mins[g]!)) << 4) & 0xff;
       writeU16(dst, o + 82, f32ToF16(f(maxMin / q4scale)));
     }
-    const d0 = readF16(dst, o + 80);
-    const dmin0 = readF16(dst, o + 82);
+    writeQ2Quants(x, xo, dst, o);
+  }
+}
+
+const weight = new Float32Array(16);
+const sw = new Float32Array(16);
+const Ls = new Uint8Array(16);
+const Lm = new Uint8Array(16);
+
+/**
+ * With an importance matrix (ggml quantize_row_q2_K_impl): per group of 16, weights
+ * importance * sqrt(sigma2 + x²) (sigma2 = mean x² of the super-block) and a make_qkx3_quants fit;
+ * the 16 scales and 16 mins are fitted to 4 bits by make_qp_quants, weighted by each group's total
+ * weight; the quants are redone with the rounded scales.
+ */
+export function quantizeQ2_KWeighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q2_K_BYTES;
+    const sigma2 = f(sumSquares(x, xo, QK_K) / QK_K);
     for (let g = 0; g < 16; g++) {
-      const d = f(d0 * (dst[o + g]! & 15));
-      if (!d) continue;
-      const dm = f(dmin0 * (dst[o + g]! >> 4));
-      for (let i = 0; i < 16; i++) {
-        const l = nearestInt(f(f(x[xo + 16 * g + i]! + dm) / d));
-        Lq[16 * g + i] = Math.max(0, Math.min(3, l));
-      }
+      importanceWeights(x, xo + 16 * g, 16, importance, QK_K * b + 16 * g, sigma2, weight);
+      let s = 0;
+      for (let l = 0; l < 16; l++) s = f(s + weight[l]!);
+      sw[g] = s;
+      makeQkx3Quants(16, 3, x, xo + 16 * g, weight, 0, Lq, 16 * g, f(-0.9), f(0.05), 36, false, fit);
+      scales[g] = fit[0]!;
+      mins[g] = fit[1]!;
     }
-    for (let h = 0; h < 2; h++) {
-      const L = 128 * h;
-      for (let l = 0; l < 32; l++) {
-        dst[o + 16 + 32 * h + l] = Lq[L + l]! | (Lq[L + l + 32]! << 2) | (Lq[L + l + 64]! << 4) | (Lq[L + l + 96]! << 6);
-      }
+    const dm = makeQpQuants(16, 15, scales, Ls, sw);
+    const mm = makeQpQuants(16, 15, mins, Lm, sw);
+    writeU16(dst, o + 80, f32ToF16(dm));
+    writeU16(dst, o + 82, f32ToF16(mm));
+    for (let g = 0; g < 16; g++) dst[o + g] = Ls[g]! | (Lm[g]! << 4);
+    writeQ2Quants(x, xo, dst, o);
+  }
+}
+
+/** The quants of a Q2_K block redone with its rounded scales and mins (already written), then packed. */
+function writeQ2Quants(x: Float32Array, xo: number, dst: Uint8Array, o: number): void {
+  const d0 = readF16(dst, o + 80);
+  const dmin0 = readF16(dst, o + 82);
+  for (let g = 0; g < 16; g++) {
+    const d = f(d0 * (dst[o + g]! & 15));
+    if (!d) continue;
+    const dm = f(dmin0 * (dst[o + g]! >> 4));
+    for (let i = 0; i < 16; i++) {
+      const l = nearestInt(f(f(x[xo + 16 * g + i]! + dm) / d));
+      Lq[16 * g + i] = Math.max(0, Math.min(3, l));
+    }
+  }
+  for (let h = 0; h < 2; h++) {
+    const L = 128 * h;
+    for (let l = 0; l < 32; l++) {
+      dst[o + 16 + 32 * h + l] = Lq[L + l]! | (Lq[L + l + 32]! << 2) | (Lq[L + l + 64]! << 4) | (Lq[L + l + 96]! << 6);
     }
   }
 }
@@ -140,4 +179,5 @@ export const Q2_K: TypeTraits = {
   dequantize: dequantizeQ2_K,
   vecDot: vecDotQ2_KQ8_K,
   quantizeRef: quantizeQ2_KRef,
+  quantizeImatrix: rowsQuantizer(QK_K, Q2_K_BYTES, quantizeQ2_KRef, quantizeQ2_KWeighted),
 };

@@ -10,9 +10,9 @@
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, nearestInt, readF16, readF32, writeU16 } from "./bytes.js";
-import { makeQ3Quants } from "./quant-search.js";
+import { importanceWeights, makeQ3Quants, makeQxQuants, sumSquares } from "./quant-search.js";
 import { QK_K, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const Q3_K_BYTES = 110;
 
@@ -122,28 +122,70 @@ export function quantizeQ3_KRef(x: Float32Array, xOff: number, n: number, dst: U
       }
       writeU16(dst, o + 108, f32ToF16(f(1 / iscale)));
     }
-    unpackQ3Scales(dst, sc, scales);
-    const d0 = readF16(dst, o + 108);
+    writeQ3Quants(x, xo, dst, o);
+  }
+}
+
+const weight = new Float32Array(16);
+const groupWeights = new Float32Array(16);
+const Ls = new Uint8Array(16);
+
+/**
+ * With an importance matrix (ggml quantize_row_q3_K_impl): per group of 16, weights
+ * importance * sqrt(sigma2 + x²) (sigma2 = 2 * mean x² of the super-block) and a weighted
+ * make_qx_quants fit; the 16 scales are fitted to 6 bits by make_qx_quants weighted by each
+ * group's total weight, then the quants are redone with the rounded scales.
+ */
+export function quantizeQ3_KWeighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const xo = xOff + b * QK_K;
+    const o = dstOff + b * Q3_K_BYTES;
+    const sigma2 = f(f(2 * sumSquares(x, xo, QK_K)) / QK_K);
     for (let g = 0; g < 16; g++) {
-      const d = f(d0 * scales[g]!);
-      if (!d) continue;
-      for (let i = 0; i < 16; i++) {
-        const l = nearestInt(f(x[xo + 16 * g + i]! / d));
-        Lq[16 * g + i] = Math.max(-4, Math.min(3, l)) + 4;
-      }
+      importanceWeights(x, xo + 16 * g, 16, importance, QK_K * b + 16 * g, sigma2, weight);
+      let sumw = 0;
+      for (let l = 0; l < 16; l++) sumw = f(sumw + weight[l]!);
+      groupWeights[g] = sumw;
+      groupScales[g] = makeQxQuants(16, 4, x, xo + 16 * g, Lq, 16 * g, weight);
     }
-    // high bit of element e goes to bit e/32 of hmask[e % 32]
-    for (let e = 0; e < QK_K; e++) {
-      if (Lq[e]! > 3) {
-        dst[o + (e & 31)] |= 1 << (e >> 5);
-        Lq[e] -= 4;
-      }
+    dst.fill(0, o, o + Q3_K_BYTES);
+    const sc = o + 96;
+    const dBlock = makeQxQuants(16, 32, groupScales, 0, Ls, 0, groupWeights);
+    for (let g = 0; g < 16; g++) {
+      const l = Ls[g]!;
+      if (g < 8) dst[sc + g] = l & 15;
+      else dst[sc + g - 8] |= (l & 15) << 4;
+      dst[sc + 8 + (g & 3)] |= (l >> 4) << (2 * (g >> 2));
     }
-    for (let h = 0; h < 2; h++) {
-      const L = 128 * h;
-      for (let l = 0; l < 32; l++) {
-        dst[o + 32 + 32 * h + l] = Lq[L + l]! | (Lq[L + l + 32]! << 2) | (Lq[L + l + 64]! << 4) | (Lq[L + l + 96]! << 6);
-      }
+    writeU16(dst, o + 108, f32ToF16(dBlock));
+    writeQ3Quants(x, xo, dst, o);
+  }
+}
+
+/** The quants of a Q3_K block redone with its rounded scales (d and scales already written), then packed. */
+function writeQ3Quants(x: Float32Array, xo: number, dst: Uint8Array, o: number): void {
+  const sc = o + 96;
+  unpackQ3Scales(dst, sc, scales);
+  const d0 = readF16(dst, o + 108);
+  for (let g = 0; g < 16; g++) {
+    const d = f(d0 * scales[g]!);
+    if (!d) continue;
+    for (let i = 0; i < 16; i++) {
+      const l = nearestInt(f(x[xo + 16 * g + i]! / d));
+      Lq[16 * g + i] = Math.max(-4, Math.min(3, l)) + 4;
+    }
+  }
+  // high bit of element e goes to bit e/32 of hmask[e % 32]
+  for (let e = 0; e < QK_K; e++) {
+    if (Lq[e]! > 3) {
+      dst[o + (e & 31)] |= 1 << (e >> 5);
+      Lq[e] -= 4;
+    }
+  }
+  for (let h = 0; h < 2; h++) {
+    const L = 128 * h;
+    for (let l = 0; l < 32; l++) {
+      dst[o + 32 + 32 * h + l] = Lq[L + l]! | (Lq[L + l + 32]! << 2) | (Lq[L + l + 64]! << 4) | (Lq[L + l + 96]! << 6);
     }
   }
 }
@@ -156,4 +198,5 @@ export const Q3_K: TypeTraits = {
   dequantize: dequantizeQ3_K,
   vecDot: vecDotQ3_KQ8_K,
   quantizeRef: quantizeQ3_KRef,
+  quantizeImatrix: rowsQuantizer(QK_K, Q3_K_BYTES, quantizeQ3_KRef, quantizeQ3_KWeighted),
 };

@@ -6,8 +6,9 @@
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, truncInt, writeU16 } from "./bytes.js";
+import { makeQxQuants, sumSquares, importanceWeights } from "./quant-search.js";
 import { Q8_0_BYTES } from "./q8_0.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const QK4_0 = 32;
 export const Q4_0_BYTES = 18;
@@ -54,6 +55,25 @@ export function quantizeQ4_0Ref(x: Float32Array, xOff: number, n: number, dst: U
   }
 }
 
+const weight = new Float32Array(QK4_0);
+const L = new Uint8Array(QK4_0);
+
+/**
+ * With an importance matrix (ggml quantize_row_q4_0_impl): per block, weights
+ * importance * sqrt(sigma2 + x²) (sigma2 = mean x² of the row) and a make_qx_quants scale search.
+ */
+export function quantizeQ4_0Weighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  const sigma2 = Math.fround(sumSquares(x, xOff, n) / n);
+  for (let b = 0; b < n / QK4_0; b++) {
+    const xo = xOff + b * QK4_0;
+    const o = dstOff + b * Q4_0_BYTES;
+    importanceWeights(x, xo, QK4_0, importance, b * QK4_0, sigma2, weight);
+    const d = makeQxQuants(QK4_0, 8, x, xo, L, 0, weight);
+    writeU16(dst, o, f32ToF16(d));
+    for (let j = 0; j < 16; j++) dst[o + 2 + j] = L[j]! | (L[j + 16]! << 4);
+  }
+}
+
 /** Σ over blocks of d_w * d_a * Σ (q-8)*qa. */
 export function vecDotQ4_0Q8_0(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
   const a8 = aViews.i8(act);
@@ -81,4 +101,5 @@ export const Q4_0: TypeTraits = {
   dequantize: dequantizeQ4_0,
   vecDot: vecDotQ4_0Q8_0,
   quantizeRef: quantizeQ4_0Ref,
+  quantizeImatrix: rowsQuantizer(QK4_0, Q4_0_BYTES, quantizeQ4_0Ref, quantizeQ4_0Weighted),
 };

@@ -7,8 +7,9 @@
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, truncInt, writeU16 } from "./bytes.js";
+import { importanceWeights, makeQkx3Quants, sumSquares } from "./quant-search.js";
 import { Q8_1_BYTES } from "./q8_1.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const QK4_1 = 32;
 export const Q4_1_BYTES = 20;
@@ -65,6 +66,27 @@ export function quantizeQ4_1Ref(x: Float32Array, xOff: number, n: number, dst: U
   }
 }
 
+const weight = new Float32Array(QK4_1);
+const L = new Uint8Array(QK4_1);
+const fit = new Float32Array(2);
+
+/**
+ * With an importance matrix (ggml quantize_row_q4_1_impl): per block, weights
+ * importance * sqrt(sigma2 + x²) (sigma2 = mean x² of the row) and a make_qkx3_quants fit.
+ */
+export function quantizeQ4_1Weighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  const sigma2 = Math.fround(sumSquares(x, xOff, n) / n);
+  for (let b = 0; b < n / QK4_1; b++) {
+    const xo = xOff + b * QK4_1;
+    const o = dstOff + b * Q4_1_BYTES;
+    importanceWeights(x, xo, QK4_1, importance, b * QK4_1, sigma2, weight);
+    makeQkx3Quants(QK4_1, 15, x, xo, weight, 0, L, 0, Math.fround(-0.9), Math.fround(0.05), 36, false, fit);
+    writeU16(dst, o, f32ToF16(fit[0]!));
+    writeU16(dst, o + 2, f32ToF16(-fit[1]!));
+    for (let j = 0; j < 16; j++) dst[o + 4 + j] = L[j]! | (L[j + 16]! << 4);
+  }
+}
+
 /** Σ over blocks of d_w * d_a * Σ q*qa + m_w * s_a. */
 export function vecDotQ4_1Q8_1(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
   const a8 = aViews.i8(act);
@@ -92,4 +114,5 @@ export const Q4_1: TypeTraits = {
   dequantize: dequantizeQ4_1,
   vecDot: vecDotQ4_1Q8_1,
   quantizeRef: quantizeQ4_1Ref,
+  quantizeImatrix: rowsQuantizer(QK4_1, Q4_1_BYTES, quantizeQ4_1Ref, quantizeQ4_1Weighted),
 };

@@ -10,9 +10,9 @@
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, nearestInt, readF16, readF32, readI16, writeU16 } from "./bytes.js";
-import { makeQkx2Quants } from "./quant-search.js";
+import { importanceWeights, makeQkx2Quants, makeQkx3Quants, makeQpQuants, sumSquares } from "./quant-search.js";
 import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const Q4_K_BYTES = 144;
 
@@ -118,11 +118,61 @@ export function quantizeK4Scales(
   }
   const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
   const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+  for (let j = 0; j < 8; j++) {
+    Ls[j] = Math.min(63, nearestInt(f(invScale * scales[j]!)) & 0xff);
+    Lm[j] = Math.min(63, nearestInt(f(invMin * mins[j]!)) & 0xff);
+  }
+  writeK4Block(x, xo, nmax, Ls, Lm, f(maxScale / 63), f(maxMin / 63), dst, o, L);
+}
+
+const sw = new Float32Array(8);
+const Ls = new Uint8Array(8);
+const Lm = new Uint8Array(8);
+
+/**
+ * The importance-matrix variant for Q4_K and Q5_K (ggml quantize_row_q4_K_impl / q5_K_impl): per
+ * sub-block of 32, weights importance * sqrt(sigma2 + x²) (sigma2 = 2 * mean x² of the super-block)
+ * and a make_qkx3_quants fit; the 8 scales and 8 mins are fitted to 6 bits by make_qp_quants,
+ * weighted by each sub-block's total weight; the quants are redone with the rounded scales.
+ * Q5_K clamps the 6-bit values to 63, Q4_K does not (as in ggml).
+ */
+export function quantizeK4ScalesWeighted(
+  x: Float32Array, xo: number, nmax: number, importance: Float32Array, io: number, clamp63: boolean, dst: Uint8Array, o: number, L: Uint8Array,
+): void {
+  const sigma2 = f(f(2 * sumSquares(x, xo, QK_K)) / QK_K);
+  for (let j = 0; j < 8; j++) {
+    importanceWeights(x, xo + 32 * j, 32, importance, io + 32 * j, sigma2, weights);
+    let sumw = 0;
+    for (let l = 0; l < 32; l++) sumw = f(sumw + weights[l]!);
+    sw[j] = sumw;
+    makeQkx3Quants(32, nmax, x, xo + 32 * j, weights, 0, L, 32 * j, f(-0.9), f(0.05), 36, false, fit);
+    scales[j] = fit[0]!;
+    mins[j] = fit[1]!;
+  }
+  const dBlock = makeQpQuants(8, 63, scales, Ls, sw);
+  const mBlock = makeQpQuants(8, 63, mins, Lm, sw);
+  if (clamp63) {
+    for (let j = 0; j < 8; j++) {
+      Ls[j] = Math.min(63, Ls[j]!);
+      Lm[j] = Math.min(63, Lm[j]!);
+    }
+  }
+  writeK4Block(x, xo, nmax, Ls, Lm, dBlock, mBlock, dst, o, L);
+}
+
+/**
+ * Packs 8 six-bit scales and mins (bytes as C's uint8_t: values over 63 keep their extra bits where
+ * ggml's packing leaves them), writes d and dmin as f16, and redoes the quants (0..nmax) of the
+ * block with the rounded scales into L[0..256).
+ */
+function writeK4Block(
+  x: Float32Array, xo: number, nmax: number, Ls: Uint8Array, Lm: Uint8Array, d: number, dmin: number, dst: Uint8Array, o: number, L: Uint8Array,
+): void {
   const sc = o + 4;
   dst.fill(0, sc, sc + 12);
   for (let j = 0; j < 8; j++) {
-    const ls = Math.min(63, nearestInt(f(invScale * scales[j]!)) & 0xff);
-    const lm = Math.min(63, nearestInt(f(invMin * mins[j]!)) & 0xff);
+    const ls = Ls[j]!;
+    const lm = Lm[j]!;
     if (j < 4) {
       dst[sc + j] = ls;
       dst[sc + j + 4] = lm;
@@ -132,8 +182,8 @@ export function quantizeK4Scales(
       dst[sc + j] |= (lm >> 4) << 6;
     }
   }
-  writeU16(dst, o, f32ToF16(f(maxScale / 63)));
-  writeU16(dst, o + 2, f32ToF16(f(maxMin / 63)));
+  writeU16(dst, o, f32ToF16(d));
+  writeU16(dst, o + 2, f32ToF16(dmin));
   const d0 = readF16(dst, o);
   const dmin0 = readF16(dst, o + 2);
   unpackK4Scales(dst, sc, sm);
@@ -153,6 +203,17 @@ const fit = new Float32Array(2);
 const scales = new Float32Array(8);
 const mins = new Float32Array(8);
 const Lq = new Uint8Array(QK_K);
+
+/** With an importance matrix (ggml quantize_row_q4_K_impl); see quantizeK4ScalesWeighted. */
+export function quantizeQ4_KWeighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    const o = dstOff + b * Q4_K_BYTES;
+    quantizeK4ScalesWeighted(x, xOff + b * QK_K, 15, importance, b * QK_K, false, dst, o, Lq);
+    for (let j = 0; j < 4; j++) {
+      for (let l = 0; l < 32; l++) dst[o + 16 + 32 * j + l] = Lq[64 * j + l]! | (Lq[64 * j + 32 + l]! << 4);
+    }
+  }
+}
 
 /** ggml quantize_row_q4_K_ref (what llama-quantize writes for Q4_K without an imatrix). */
 export function quantizeQ4_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
@@ -174,4 +235,5 @@ export const Q4_K: TypeTraits = {
   dequantize: dequantizeQ4_K,
   vecDot: vecDotQ4_KQ8_K,
   quantizeRef: quantizeQ4_KRef,
+  quantizeImatrix: rowsQuantizer(QK_K, Q4_K_BYTES, quantizeQ4_KRef, quantizeQ4_KWeighted),
 };

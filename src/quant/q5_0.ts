@@ -8,8 +8,9 @@
 import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, readU32, truncInt, writeU16, writeU32 } from "./bytes.js";
+import { importanceWeights, makeQxQuants, sumSquares } from "./quant-search.js";
 import { Q8_0_BYTES } from "./q8_0.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const QK5_0 = 32;
 export const Q5_0_BYTES = 22;
@@ -62,6 +63,28 @@ export function quantizeQ5_0Ref(x: Float32Array, xOff: number, n: number, dst: U
   }
 }
 
+const weight = new Float32Array(QK5_0);
+const L = new Uint8Array(QK5_0);
+
+/** With an importance matrix (ggml quantize_row_q5_0_impl): as Q4_0's, with 5-bit quants. */
+export function quantizeQ5_0Weighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  const sigma2 = Math.fround(sumSquares(x, xOff, n) / n);
+  for (let b = 0; b < n / QK5_0; b++) {
+    const xo = xOff + b * QK5_0;
+    const o = dstOff + b * Q5_0_BYTES;
+    importanceWeights(x, xo, QK5_0, importance, b * QK5_0, sigma2, weight);
+    const d = makeQxQuants(QK5_0, 16, x, xo, L, 0, weight);
+    writeU16(dst, o, f32ToF16(d));
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = L[j]!, q1 = L[j + 16]!;
+      dst[o + 6 + j] = (q0 & 15) | ((q1 & 15) << 4);
+      qh |= (((q0 & 0x10) >> 4) << j) | (((q1 & 0x10) >> 4) << (j + 16));
+    }
+    writeU32(dst, o + 2, qh >>> 0);
+  }
+}
+
 /** Σ over blocks of d_w * d_a * Σ (q-16)*qa. */
 export function vecDotQ5_0Q8_0(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
   const a8 = aViews.i8(act);
@@ -92,4 +115,5 @@ export const Q5_0: TypeTraits = {
   dequantize: dequantizeQ5_0,
   vecDot: vecDotQ5_0Q8_0,
   quantizeRef: quantizeQ5_0Ref,
+  quantizeImatrix: rowsQuantizer(QK5_0, Q5_0_BYTES, quantizeQ5_0Ref, quantizeQ5_0Weighted),
 };

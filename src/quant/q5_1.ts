@@ -10,8 +10,9 @@ import { f32ToF16 } from "./f16.js";
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, readU32, truncInt, writeU16, writeU32 } from "./bytes.js";
 import { blockMinMax } from "./q4_1.js";
+import { importanceWeights, makeQkx3Quants, sumSquares } from "./quant-search.js";
 import { Q8_1_BYTES } from "./q8_1.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const QK5_1 = 32;
 export const Q5_1_BYTES = 24;
@@ -60,6 +61,30 @@ export function quantizeQ5_1Ref(x: Float32Array, xOff: number, n: number, dst: U
   }
 }
 
+const weight = new Float32Array(QK5_1);
+const L = new Uint8Array(QK5_1);
+const fit = new Float32Array(2);
+
+/** With an importance matrix (ggml quantize_row_q5_1_impl): as Q4_1's, with 5-bit quants. */
+export function quantizeQ5_1Weighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  const sigma2 = Math.fround(sumSquares(x, xOff, n) / n);
+  for (let b = 0; b < n / QK5_1; b++) {
+    const xo = xOff + b * QK5_1;
+    const o = dstOff + b * Q5_1_BYTES;
+    importanceWeights(x, xo, QK5_1, importance, b * QK5_1, sigma2, weight);
+    makeQkx3Quants(QK5_1, 31, x, xo, weight, 0, L, 0, Math.fround(-0.9), Math.fround(0.05), 36, false, fit);
+    writeU16(dst, o, f32ToF16(fit[0]!));
+    writeU16(dst, o + 2, f32ToF16(-fit[1]!));
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const q0 = L[j]!, q1 = L[j + 16]!;
+      dst[o + 8 + j] = (q0 & 15) | ((q1 & 15) << 4);
+      qh |= (((q0 & 0x10) >> 4) << j) | (((q1 & 0x10) >> 4) << (j + 16));
+    }
+    writeU32(dst, o + 4, qh >>> 0);
+  }
+}
+
 /** Σ over blocks of d_w * d_a * Σ q*qa + m_w * s_a. */
 export function vecDotQ5_1Q8_1(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
   const a8 = aViews.i8(act);
@@ -90,4 +115,5 @@ export const Q5_1: TypeTraits = {
   dequantize: dequantizeQ5_1,
   vecDot: vecDotQ5_1Q8_1,
   quantizeRef: quantizeQ5_1Ref,
+  quantizeImatrix: rowsQuantizer(QK5_1, Q5_1_BYTES, quantizeQ5_1Ref, quantizeQ5_1Weighted),
 };

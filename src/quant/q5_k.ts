@@ -10,9 +10,9 @@
 
 import { GgmlType } from "./format.js";
 import { ViewCache, readF16, readF32, readI16 } from "./bytes.js";
-import { quantizeK4Scales, unpackK4Scales } from "./q4_k.js";
+import { quantizeK4Scales, quantizeK4ScalesWeighted, unpackK4Scales } from "./q4_k.js";
 import { QK_K, Q8_K_BSUMS, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const Q5_K_BYTES = 176;
 
@@ -81,26 +81,37 @@ const Lq = new Uint8Array(QK_K);
 /** ggml quantize_row_q5_K_ref (what llama-quantize writes for Q5_K without an imatrix). */
 export function quantizeQ5_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
   for (let b = 0; b < n / QK_K; b++) {
-    const xo = xOff + b * QK_K;
-    const o = dstOff + b * Q5_K_BYTES;
-    quantizeK4Scales(x, xo, 31, Math.fround(-0.5), 15, dst, o, Lq);
-    dst.fill(0, o + 16, o + 48);
-    for (let j = 0; j < 4; j++) {
-      const u1 = 1 << (2 * j);
-      const u2 = 2 << (2 * j);
-      for (let l = 0; l < 32; l++) {
-        let l1 = Lq[64 * j + l]!;
-        let l2 = Lq[64 * j + 32 + l]!;
-        if (l1 > 15) {
-          l1 -= 16;
-          dst[o + 16 + l] |= u1;
-        }
-        if (l2 > 15) {
-          l2 -= 16;
-          dst[o + 16 + l] |= u2;
-        }
-        dst[o + 48 + 32 * j + l] = l1 | (l2 << 4);
+    quantizeK4Scales(x, xOff + b * QK_K, 31, Math.fround(-0.5), 15, dst, dstOff + b * Q5_K_BYTES, Lq);
+    packQ5_K(dst, dstOff + b * Q5_K_BYTES);
+  }
+}
+
+/** With an importance matrix (ggml quantize_row_q5_K_impl); see quantizeK4ScalesWeighted. */
+export function quantizeQ5_KWeighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  for (let b = 0; b < n / QK_K; b++) {
+    quantizeK4ScalesWeighted(x, xOff + b * QK_K, 31, importance, b * QK_K, true, dst, dstOff + b * Q5_K_BYTES, Lq);
+    packQ5_K(dst, dstOff + b * Q5_K_BYTES);
+  }
+}
+
+/** The 5-bit quants Lq[0..256) into the block at o: low nibbles in qs, fifth bits in qh. */
+function packQ5_K(dst: Uint8Array, o: number): void {
+  dst.fill(0, o + 16, o + 48);
+  for (let j = 0; j < 4; j++) {
+    const u1 = 1 << (2 * j);
+    const u2 = 2 << (2 * j);
+    for (let l = 0; l < 32; l++) {
+      let l1 = Lq[64 * j + l]!;
+      let l2 = Lq[64 * j + 32 + l]!;
+      if (l1 > 15) {
+        l1 -= 16;
+        dst[o + 16 + l] |= u1;
       }
+      if (l2 > 15) {
+        l2 -= 16;
+        dst[o + 16 + l] |= u2;
+      }
+      dst[o + 48 + 32 * j + l] = l1 | (l2 << 4);
     }
   }
 }
@@ -113,4 +124,5 @@ export const Q5_K: TypeTraits = {
   dequantize: dequantizeQ5_K,
   vecDot: vecDotQ5_KQ8_K,
   quantizeRef: quantizeQ5_KRef,
+  quantizeImatrix: rowsQuantizer(QK_K, Q5_K_BYTES, quantizeQ5_KRef, quantizeQ5_KWeighted),
 };

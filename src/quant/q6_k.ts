@@ -13,7 +13,7 @@ import { GgmlType } from "./format.js";
 import { ViewCache, nearestInt, readF16, readF32, writeU16 } from "./bytes.js";
 import { GROUP_MAX_EPS, makeQxQuants } from "./quant-search.js";
 import { QK_K, Q8_K_BYTES, Q8_K_QS } from "./q8_k.js";
-import type { TypeTraits } from "./traits.js";
+import { rowsQuantizer, type TypeTraits } from "./traits.js";
 
 export const Q6_K_BYTES = 210;
 
@@ -94,13 +94,25 @@ const scales = new Float32Array(16);
  * rounded scale is 0 keeps its first-pass quants).
  */
 export function quantizeQ6_KRef(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void {
+  quantizeQ6_K(x, xOff, n, dst, dstOff);
+}
+
+/**
+ * With an importance matrix (ggml quantize_row_q6_K_impl): the same, the group fits weighted by the
+ * importance itself instead of x².
+ */
+export function quantizeQ6_KWeighted(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array): void {
+  quantizeQ6_K(x, xOff, n, dst, dstOff, importance);
+}
+
+function quantizeQ6_K(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance?: Float32Array): void {
   for (let b = 0; b < n / QK_K; b++) {
     const xo = xOff + b * QK_K;
     const o = dstOff + b * Q6_K_BYTES;
     let maxScale = 0;
     let maxAbsScale = 0;
     for (let g = 0; g < 16; g++) {
-      const scale = makeQxQuants(16, 32, x, xo + 16 * g, Lq, 16 * g);
+      const scale = makeQxQuants(16, 32, x, xo + 16 * g, Lq, 16 * g, importance, QK_K * b + 16 * g);
       scales[g] = scale;
       if (Math.abs(scale) > maxAbsScale) {
         maxAbsScale = Math.abs(scale);
@@ -144,4 +156,5 @@ export const Q6_K: TypeTraits = {
   dequantize: dequantizeQ6_K,
   vecDot: vecDotQ6_KQ8_K,
   quantizeRef: quantizeQ6_KRef,
+  quantizeImatrix: rowsQuantizer(QK_K, Q6_K_BYTES, quantizeQ6_KRef, quantizeQ6_KWeighted),
 };

@@ -27,3 +27,20 @@ export interface TypeTraits {
   /** activation quantizer as ggml-cpu's x86 from_float does it (only for activation types) */
   fromFloat?(x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number): void;
 }
+
+type RowQuantizer = (x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number) => void;
+type WeightedRowQuantizer = (x: Float32Array, xOff: number, n: number, dst: Uint8Array, dstOff: number, importance: Float32Array) => void;
+
+/**
+ * quantizeImatrix for a type whose ggml quantize_<type> works row by row: the weighted quantizer
+ * with an importance row, the reference one without (as ggml with quant_weights NULL).
+ */
+export function rowsQuantizer(blockSize: number, typeSize: number, ref: RowQuantizer, weighted: WeightedRowQuantizer): NonNullable<TypeTraits["quantizeImatrix"]> {
+  return (x, xOff, nRows, nPerRow, dst, dstOff, importance) => {
+    const rowBytes = (nPerRow / blockSize) * typeSize;
+    for (let r = 0; r < nRows; r++) {
+      if (importance) weighted(x, xOff + r * nPerRow, nPerRow, dst, dstOff + r * rowBytes, importance);
+      else ref(x, xOff + r * nPerRow, nPerRow, dst, dstOff + r * rowBytes);
+    }
+  };
+}

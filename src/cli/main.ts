@@ -9,6 +9,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (a
   logits: { summary: "write the logits after given tokens (float32)", load: () => import("./commands/logits.js") },
   perplexity: { summary: "perplexity on a text (llama-perplexity method), --sweep over context sizes", load: () => import("./commands/perplexity.js") },
   eval: { summary: "C-Eval, CMMLU, MMLU, LongBench as the seed measures them (local or --endpoint)", load: () => import("./commands/eval.js") },
+  imatrix: { summary: "activation statistics for importance-matrix quantization (llama-imatrix)", load: () => import("./commands/imatrix.js") },
   quantize: { summary: "quantize a GGUF (Q8_0 ... Q2_K, K-quant mixes as llama-quantize)", load: () => import("./commands/quantize.js") },
   convert: { summary: "a Hugging Face Mixtral/Mistral/Llama folder to GGUF (as llama.cpp's converter)", load: () => import("./commands/convert.js") },
   export: { summary: "a GGUF to a Hugging Face folder (safetensors, config.json, tokenizer)", load: () => import("./commands/export.js") },

@@ -27,6 +27,24 @@ import { groupByExpert, route } from "./moe.js";
 import { loadWeights, weightRow, type LoadWeightsOptions, type ModelWeights } from "./weights.js";
 import { basename } from "node:path";
 
+/**
+ * Sees the float input of a weight product (what `cmx imatrix` accumulates): x holds rows of
+ * w.nIn values; `rows` lists the nTok rows that go through matrix `mat` (the tokens routed to an
+ * expert), else rows 0..nTok-1 do.
+ */
+export type MatmulObserver = (w: Weight, mat: number, x: Float32Array, nTok: number, rows?: ArrayLike<number>) => void;
+
+/**
+ * A change to the weights applied at run time, without touching them (a LoRA adapter given with
+ * --lora): after each product out[nTok, w.nOut] = x · W[mat]^T it adds its own term.
+ */
+export interface WeightDelta {
+  /** out[t] += delta(x[rows ? rows[t] : t]) for matrix `mat` of w */
+  apply(w: Weight, mat: number, x: Float32Array, nTok: number, out: Float32Array, rows?: ArrayLike<number>): void;
+  /** a token's embedding row, just looked up into out[off .. off + nEmbd), += its delta */
+  applyEmbedding(token: number, out: Float32Array, off: number): void;
+}
+
 /** Receives llama.cpp-named intermediates: rows [nTok, width] for layer `layer` (-1 when none). */
 export type TraceFn = (name: string, data: Float32Array | Int32Array, nTok: number, width: number) => void;
 
@@ -59,6 +77,8 @@ export class Mixtral {
   /** RoPE cos/sin, shared by all contexts (grows with the longest position seen) */
   readonly rope: RopeTable;
   private ropeGlibc?: RopeTable;
+  /** adapters applied at run time (--lora); none by default */
+  lora?: WeightDelta;
 
   constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly file = "model", readonly backend: Backend = new JsBackend()) {
     this.disabledExperts = Array.from({ length: config.nLayer }, () => new Uint8Array(Math.max(1, config.nExpert)));
@@ -75,6 +95,12 @@ export class Mixtral {
     const a = this.backend.quantizeRows(vecDotType(w.type), x, nTok, w.nIn);
     if (path) this.backend.matmulGgml(w, mat, a, out, undefined, path);
     else this.backend.matmul(w, mat, a, out);
+  }
+
+  /** After every weight product: the observer sees its input rows, a runtime adapter adds its term. */
+  private hooks(obs: MatmulObserver | undefined, w: Weight, mat: number, x: Float32Array, nTok: number, out: Float32Array, rows?: ArrayLike<number>): void {
+    obs?.(w, mat, x, nTok, rows);
+    this.lora?.apply(w, mat, x, nTok, out, rows);
   }
 
   /** the RoPE table with llama.cpp's cos/sin (glibc's), for exact contexts */
@@ -115,11 +141,13 @@ export class Mixtral {
     const c = this.config, w = this.weights, be = this.backend;
     const E = c.nEmbd, hd = c.headDim, qDim = c.nHead * hd, kvDim = c.nHeadKv * hd;
     const exact = segs[0]?.ctx.exact ?? false;
+    const obs = segs[0]?.ctx.observer;
     const offs: number[] = [];
     let n = 0;
     for (const sg of segs) {
       if (sg.ctx.model !== this) throw new ArgumentError("internal: a context of another model in the batch");
       if (sg.ctx.exact !== exact) throw new ArgumentError("internal: exact and default contexts in one batch");
+      if (sg.ctx.observer !== obs) throw new ArgumentError("internal: contexts with different observers in one batch");
       if (sg.ctx.nPast + sg.tokens.length > sg.ctx.nCtx) {
         throw new ContextFullError(`context is full: ${sg.ctx.nPast} tokens in the cache + ${sg.tokens.length} new > context size ${sg.ctx.nCtx}`);
       }
@@ -140,7 +168,10 @@ export class Mixtral {
     const positions = new Int32Array(n);
     segs.forEach((sg, si) => sg.tokens.forEach((_, i) => { positions[offs[si]! + i] = sg.ctx.nPast + i; }));
     let x = new Float32Array(n * E);
-    segs.forEach((sg, si) => sg.tokens.forEach((t, i) => weightRow(w.tokenEmbd, 0, t, x, (offs[si]! + i) * E)));
+    segs.forEach((sg, si) => sg.tokens.forEach((t, i) => {
+      weightRow(w.tokenEmbd, 0, t, x, (offs[si]! + i) * E);
+      this.lora?.applyEmbedding(t, x, (offs[si]! + i) * E);
+    }));
     const xn = new Float32Array(n * E);
     const q = new Float32Array(n * qDim), k = new Float32Array(n * kvDim), v = new Float32Array(n * kvDim);
     const att = new Float32Array(n * qDim);
@@ -158,6 +189,9 @@ export class Mixtral {
       product(lw.wq, a, q, n);
       product(lw.wk, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k, n);
       product(lw.wv, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v, n);
+      this.hooks(obs, lw.wq, 0, xn, n, q);
+      this.hooks(obs, lw.wk, 0, xn, n, k);
+      this.hooks(obs, lw.wv, 0, xn, n, v);
       for (let i = 0; i < n; i++) {
         if (exact) {
           rope.applyGgml(q, i * qDim, c.nHead, hd, positions[i]!);
@@ -179,7 +213,9 @@ export class Mixtral {
           if (!be.attentionGgml?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs, n >= 2)) attentionGgml(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs, n >= 2);
         } else if (!be.attention?.(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs)) attention(qs, nt, ps, cache.k[l]!, cache.v[l]!, c, outs);
       });
+      trace?.(L("kqv_merged_cont", l), att, n, qDim);
       this.matmul(lw.wo, 0, att, n, tmp, path(n));
+      this.hooks(obs, lw.wo, 0, att, n, tmp);
       trace?.(L("kqv_out", l), tmp, n, E);
       for (let i = 0; i < n * E; i++) x[i] = x[i]! + tmp[i]!;
       if (exact && l === c.nLayer - 1 && outRows.length < n) {
@@ -194,8 +230,8 @@ export class Mixtral {
       if (nx === 0) continue;
       norm(x, lw.ffnNorm, xn, nx, E, c.rmsEps);
       trace?.(L("ffn_norm", l), xn, nx, E);
-      if (lw.gateInp) this.moe(l, xn, nx, tmp, trace, exact);
-      else this.denseFfn(l, xn, nx, tmp, exact);
+      if (lw.gateInp) this.moe(l, xn, nx, tmp, trace, exact, obs);
+      else this.denseFfn(l, xn, nx, tmp, exact, obs);
       for (let i = 0; i < nx * E; i++) x[i] = x[i]! + tmp[i]!;
       trace?.(L("l_out", l), x, nx, E);
     }
@@ -213,7 +249,10 @@ export class Mixtral {
     if (trace && exact) trace("result_norm", seln, rows.length, E);
     const V = c.nVocab;
     const logits = new Float32Array(rows.length * V);
-    if (rows.length) this.matmul(w.output, 0, seln, rows.length, logits, path(rows.length));
+    if (rows.length) {
+      this.matmul(w.output, 0, seln, rows.length, logits, path(rows.length));
+      this.hooks(obs, w.output, 0, seln, rows.length, logits);
+    }
     const out: Float32Array[] = [];
     let r0 = 0;
     for (const sg of segs) {
@@ -224,11 +263,12 @@ export class Mixtral {
     return out;
   }
 
-  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn, exact = false): void {
+  private moe(l: number, xn: Float32Array, n: number, out: Float32Array, trace?: TraceFn, exact = false, obs?: MatmulObserver): void {
     const m = this, be = m.backend, c = m.config, lw = m.weights.layers[l]!;
     const E = c.nEmbd, F = c.nFf, K = c.nExpertUsed, NE = c.nExpert;
     const logits = new Float32Array(n * NE);
     m.matmul(lw.gateInp!, 0, xn, n, logits, exact ? (n >= 2 ? "gemm" : "vec") : undefined);
+    m.hooks(obs, lw.gateInp!, 0, xn, n, logits);
     trace?.(`ffn_moe_logits-${l}`, logits, n, NE);
     const r = route(logits, n, NE, K, this.disabledExperts[l], exact);
     trace?.(`ffn_moe_probs-${l}`, r.probs, n, NE);
@@ -249,15 +289,20 @@ export class Mixtral {
         // mul_mat_id: vec_dot for every row; SiLU then the product with up, as separate ops
         be.matmulGgml(lw.ffnGate, e, act, gate, g.tokens, "vec");
         be.matmulGgml(lw.ffnUp, e, actUp, up, g.tokens, "vec");
+        m.hooks(obs, lw.ffnGate, e, xn, nt, gate, g.tokens);
+        m.hooks(obs, lw.ffnUp, e, xn, nt, up, g.tokens);
         if (!be.siluGgml?.(gate, nt, F)) for (let i = 0; i < nt; i++) siluRow(gate, i * F, F);
         for (let i = 0; i < nt * F; i++) gate[i] = gate[i]! * up[i]!;
         m.matmul(lw.ffnDown, e, gate, nt, y, "vec");
       } else {
         be.matmul(lw.ffnGate, e, act, gate, g.tokens);
         be.matmul(lw.ffnUp, e, actUp, up, g.tokens);
+        m.hooks(obs, lw.ffnGate, e, xn, nt, gate, g.tokens);
+        m.hooks(obs, lw.ffnUp, e, xn, nt, up, g.tokens);
         swiglu(gate, up, nt * F);
         m.matmul(lw.ffnDown, e, gate, nt, y);
       }
+      m.hooks(obs, lw.ffnDown, e, gate, nt, y);
       for (let i = 0; i < nt; i++) {
         const t = g.tokens[i]!, s = g.slots[i]!;
         const wgt = r.weights[t * K + s]!;
@@ -275,17 +320,20 @@ export class Mixtral {
     trace?.(`ffn_moe_out-${l}`, out, n, E);
   }
 
-  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array, exact = false): void {
+  private denseFfn(l: number, xn: Float32Array, n: number, out: Float32Array, exact = false, obs?: MatmulObserver): void {
     const m = this, c = m.config, lw = m.weights.layers[l]!, F = c.nFf;
     const gate = new Float32Array(n * F), up = new Float32Array(n * F);
     const path: GgmlPath | undefined = exact ? (n >= 2 ? "gemm" : "vec") : undefined;
     m.matmul(lw.ffnGate, 0, xn, n, gate, path);
     m.matmul(lw.ffnUp, 0, xn, n, up, path);
+    m.hooks(obs, lw.ffnGate, 0, xn, n, gate);
+    m.hooks(obs, lw.ffnUp, 0, xn, n, up);
     if (exact) {
       if (!m.backend.siluGgml?.(gate, n, F)) for (let i = 0; i < n; i++) siluRow(gate, i * F, F);
       for (let i = 0; i < n * F; i++) gate[i] = gate[i]! * up[i]!;
     } else swiglu(gate, up, n * F);
     m.matmul(lw.ffnDown, 0, gate, n, out, path);
+    m.hooks(obs, lw.ffnDown, 0, gate, n, out);
   }
 
   newContext(opts: ContextOptions = {}): MixtralContext {
@@ -301,6 +349,8 @@ export class MixtralContext {
   readonly exact: boolean;
   /** tokens currently in the cache */
   readonly tokens: number[] = [];
+  /** sees the input of every weight product this context runs (cmx imatrix); none by default */
+  observer?: MatmulObserver;
 
   constructor(readonly model: Mixtral, opts: ContextOptions) {
     const c = model.config;

@@ -9,7 +9,9 @@ import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ArgumentError, UnsupportedError } from "../errors.js";
 import { GgufReader } from "../io/gguf/reader.js";
+import type { GgufTensorInfo } from "../io/gguf/types.js";
 import { gv, writeGgufAsync } from "../io/gguf/writer.js";
+import { importanceOf, type Imatrix } from "../io/imatrix.js";
 import { configFromGguf } from "../model/config.js";
 import { GgmlType, blockFormat, typeName } from "./format.js";
 import { canQuantizeWeights, dequantize, quantizeWeights, usesImportance } from "./index.js";
@@ -31,6 +33,41 @@ export interface QuantizeOptions {
    * quantizers then weight by x², ggml's fallback), instead of failing as llama-quantize does.
    */
   allowMissingImatrix?: boolean;
+  /** where the imatrix came from, recorded in the output as llama-quantize does (quantize.imatrix.*) */
+  imatrixInfo?: { file: string; dataset?: string; entries: number; chunks: number };
+}
+
+/**
+ * The importance map of QuantizeOptions.imatrix from an imatrix file (cmx imatrix, llama-imatrix)
+ * for a file's tensors: Σx²/count per column (per expert for stacked tensors), and for the older
+ * per-expert layout (blk.N.ffn_gate.E.weight) expert E's slice of the stacked entry. An entry that
+ * does not fit its tensor (an imatrix of another model) is an error naming both sizes.
+ */
+export function importanceMap(m: Imatrix, tensors: readonly Pick<GgufTensorInfo, "name" | "dims">[], file = "imatrix"): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const t of tensors) {
+    const nIn = t.dims[0]!, nMat = t.dims.slice(2).reduce((a, b) => a * b, 1);
+    let e = m.entries.get(t.name);
+    let expert: number | undefined;
+    if (!e) {
+      const p = /^blk\.(\d+)\.(ffn_gate|ffn_up|ffn_down)\.(\d+)\.weight$/.exec(t.name);
+      if (p) {
+        e = m.entries.get(`blk.${p[1]}.${p[2]}_exps.weight`);
+        expert = Number(p[3]);
+      }
+    }
+    if (!e) continue;
+    const all = importanceOf(e);
+    if (expert !== undefined) {
+      if ((expert + 1) * nIn > all.length || all.length % nIn !== 0) {
+        throw new ArgumentError(`${file}: the entry for ${t.name}'s experts has ${all.length} values, not ${nIn} per expert for expert ${expert}: an imatrix of another model?`);
+      }
+      out.set(t.name, all.slice(expert * nIn, (expert + 1) * nIn));
+    } else if (all.length !== nIn * nMat) {
+      throw new ArgumentError(`${file}: entry "${t.name}" has ${all.length} values; the tensor [${t.dims.join(", ")}] needs ${nIn * nMat} (${nIn} per row x ${nMat} matrices): an imatrix of another model?`);
+    } else out.set(t.name, all);
+  }
+  return out;
 }
 
 export interface QuantizeReport {
@@ -105,6 +142,13 @@ export async function quantizeFile(inPath: string, outPath: string, ftypeName: s
     const md = new Map(r.metadata);
     md.set("general.quantization_version", gv.u32(2));
     md.set("general.file_type", gv.u32(FTYPE[recipe.ftype]));
+    const info = opts.imatrixInfo;
+    if (info) {
+      md.set("quantize.imatrix.file", gv.str(info.file));
+      if (info.dataset !== undefined) md.set("quantize.imatrix.dataset", gv.str(info.dataset));
+      md.set("quantize.imatrix.entries_count", gv.i32(info.entries));
+      md.set("quantize.imatrix.chunks_count", gv.i32(info.chunks));
+    }
     await writeGgufAsync(outPath, {
       metadata: md, version: 3,
       tensors: plan.map(({ t, to }, i) => ({

@@ -14,6 +14,7 @@ export const MODEL_OPTIONS: Options = {
   backend: { type: "string" },
   "max-memory": { type: "string" },
   exact: { type: "boolean" },
+  lora: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 };
 
@@ -41,7 +42,10 @@ export const MODEL_HELP = `Model options:
       --max-memory SIZE     keep at most SIZE of weights in memory (e.g. 2G): experts are read
                             from the file on demand into a least-recently-used cache
       --exact               llama.cpp's float arithmetic bit for bit (its x86 CPU kernels): the
-                            same logits as llama.cpp to the last bit, several times slower`;
+                            same logits as llama.cpp to the last bit, several times slower
+      --lora DIR            apply a PEFT LoRA adapter at run time, without merging: after each
+                            targeted product the model adds (alpha/r)·B·(A·x); repeatable
+                            (modules_to_save tensors replace the base's in memory)`;
 
 export const SAMPLING_HELP = `Sampling options (the seed's defaults):
   -n, --n-predict N         tokens to generate (default: 256; -1 = until the context is full)

@@ -1,6 +1,9 @@
 /** Opening the model and a context from the shared model options. */
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { ArgumentError } from "../errors.js";
+import { attachLora } from "../lora/runtime.js";
+import { loadLoraAdapter } from "../lora/adapter.js";
 import { defaultModelPath } from "../model/default-model.js";
 import type { KvType } from "../model/kv-cache.js";
 import { loadModel, parseSize, type LoadedModel } from "../model/load.js";
@@ -24,7 +27,7 @@ export function kvTypeOption(values: Record<string, unknown>): KvType {
   return kv;
 }
 
-/** Load the model named by -m (or the built-in one) with -t, --backend, --disable-experts and --max-memory. */
+/** Load the model named by -m (or the built-in one) with -t, --backend, --disable-experts, --max-memory and --lora. */
 export function loadFromOptions(values: Record<string, unknown>): LoadedModel & { threads: number } {
   const path = (values["model"] as string | undefined) ?? defaultModelPath();
   const threads = threadsOption(values);
@@ -36,7 +39,31 @@ export function loadFromOptions(values: Record<string, unknown>): LoadedModel & 
     disableExperts: dis ? dis.split(",").filter(Boolean) : [], threads, ...(backend ? { backend } : {}),
     ...(mm !== undefined ? { maxMemory: parseSize(mm) } : {}),
   });
+  try {
+    for (const dir of (values["lora"] as string[] | undefined) ?? []) applyLoraOption(loaded, dir);
+  } catch (e) {
+    loaded.model.close();
+    throw e;
+  }
   return { ...loaded, threads };
+}
+
+/** --lora DIR: the adapter's pairs at run time, its modules_to_save into the weights, its chat template if it has one. */
+function applyLoraOption(loaded: LoadedModel, dir: string): void {
+  if (!existsSync(dir)) throw new ArgumentError(`--lora: ${dir} not found (expected a PEFT adapter folder: adapter_config.json + adapter_model.safetensors)`);
+  const ad = loadLoraAdapter(dir);
+  try {
+    const r = attachLora(loaded.model, ad);
+    const rep = r.replaced.length ? `; ${r.replaced.length} modules_to_save tensors replace the base's in memory (${r.replaced.join(", ")})` : "";
+    process.stderr.write(`lora: ${dir}: ${r.pairs} LoRA pairs applied at run time${rep}\n`);
+    for (const n of ad.notes) process.stderr.write(`lora: note: ${n}\n`);
+    if (ad.chatTemplate !== undefined) {
+      loaded.chatTemplate = ad.chatTemplate;
+      process.stderr.write(`lora: using the adapter's chat template\n`);
+    }
+  } finally {
+    ad.close();
+  }
 }
 
 /** The context size from -c (default: the model's, at most `dflt`), checked against the trained context. */

@@ -144,7 +144,7 @@ export function mergeLora(opts: MergeOptions): MergeResult {
 }
 
 /** The in-memory weight (and matrix index) that holds an HF tensor. */
-function weightFor(w: ModelWeights, p: ParsedName): { weight?: Weight; mat: number; vector?: Float32Array } {
+export function weightFor(w: ModelWeights, p: ParsedName): { weight?: Weight; mat: number; vector?: Float32Array } {
   const L = p.layer !== undefined ? w.layers[p.layer] : undefined;
   const need = <T>(x: T | undefined): T => {
     if (x === undefined) throw new ModelError(`the model has no tensor for ${p.rule.hf} (layer ${p.layer})`);

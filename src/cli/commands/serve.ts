@@ -24,6 +24,7 @@ POST /v1/embeddings, GET /health, GET /metrics (Prometheus), and the chat page a
       --kv-type f16|f32     KV cache type (default: f16)
       --disable-experts L:E,...  switch experts off (the router picks among the rest)
       --max-memory SIZE     keep at most SIZE of weights in memory; experts are read on demand
+      --lora DIR            apply a PEFT LoRA adapter at run time, without merging (repeatable)
       --quiet               do not log each request
 
 See docs/serve.md for the API, examples with the openai client, LangChain.js and curl.
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<void> {
     "kv-type": { type: "string" },
     "disable-experts": { type: "string" },
     "max-memory": { type: "string" },
+    lora: { type: "string", multiple: true },
     quiet: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "serve");

@@ -24,6 +24,8 @@ export interface PerplexityOptions {
   exact?: boolean;
   bosId?: number;
   onChunk?: (chunk: number, nChunks: number, runningPpl: number, ms: number) => void;
+  /** the scored rows' logits of each window ([rows.length, nVocab]; rows index the window, row j predicts token j + 1) */
+  onLogits?: (chunk: number, logits: Float32Array, rows: number[], window: number[]) => void;
 }
 
 export interface PerplexityResult {
@@ -70,6 +72,7 @@ export function perplexity(model: Mixtral, tokens: number[], opts: PerplexityOpt
     ctx.truncate(0);
     const rows = Array.from({ length: nCtx - 1 - first }, (_, i) => first + i);
     const logits = ctx.eval(win, { logits: rows });
+    opts.onLogits?.(c, logits, rows, win);
     rows.forEach((j, r) => {
       const v = nll(logits, r * V, V, win[j + 1]!);
       sum += v;

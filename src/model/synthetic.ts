@@ -30,6 +30,8 @@ export interface SyntheticSpec {
   std?: number;
   /** Hugging Face's initialisation for training from scratch: every matrix N(0, std), embeddings and router included */
   hfInit?: boolean;
+  /** standard deviation of token_embd and output (default 1, or std with hfInit) */
+  embdStd?: number;
 }
 
 /** Small fast PRNG (mulberry32) with Box-Muller normals. */
@@ -117,7 +119,7 @@ export function writeSyntheticModel(path: string, spec: SyntheticSpec, vocab: Vo
     tensors.push({ name, dims: [n], type: GgmlType.F32, data: () => new Uint8Array(new Float32Array(n).fill(1).buffer) });
   };
   const big = spec.hfInit ? std : 1;
-  mat("token_embd.weight", [nEmbd, nVocab], spec.type, big);
+  mat("token_embd.weight", [nEmbd, nVocab], spec.type, spec.embdStd ?? big);
   for (let l = 0; l < nLayer; l++) {
     const p = `blk.${l}.`;
     ones(p + "attn_norm.weight", nEmbd);
@@ -146,6 +148,6 @@ export function writeSyntheticModel(path: string, spec: SyntheticSpec, vocab: Vo
     }
   }
   ones("output_norm.weight", nEmbd);
-  mat("output.weight", [nEmbd, nVocab], spec.type, big);
+  mat("output.weight", [nEmbd, nVocab], spec.type, spec.embdStd ?? big);
   writeGguf(path, { metadata: md, tensors });
 }

@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = (p) => import(join(root, "dist", p));
-const [{ loadModel }, { perplexity }, { quantizeFile }, { FILE_TYPES }, { canQuantizeWeights, usesImportance }, { collectImatrix },
+const [{ loadModel }, { perplexity }, { quantizeFile, importanceMap }, { FILE_TYPES }, { canQuantizeWeights, usesImportance }, { collectImatrix },
   { writeSyntheticModel }, { loadSpmModel }, { TOKENIZER_V1 }, { GgmlType }] = await Promise.all([
   dist("model/load.js"), dist("eval/perplexity.js"), dist("quant/quantize-file.js"), dist("quant/quantize-model.js"), dist("quant/index.js"),
   dist("eval/imatrix.js"), dist("model/synthetic.js"), dist("tokenizer/from-spm-model.js"), dist("model/default-model.js"), dist("quant/format.js"),
@@ -154,8 +154,10 @@ if (calib) {
   log(`imatrix on ${calib.name}`);
   const m = loadModel(modelPath, { threads });
   const toks = m.tokenizer.encode(calib.text, { addBos: true });
-  imatrix = collectImatrix(m.model, toks, { nCtx: 512, kvType: "f32", bosId: m.tokenizer.vocab.bosId, dataset: calib.name }).imatrix;
-  log(`imatrix: ${imatrix.entries.size} entries, ${imatrix.chunkCount} chunks of 512 tokens`);
+  const im = collectImatrix(m.model, toks, { nCtx: 512, kvType: "f32", bosId: m.tokenizer.vocab.bosId, dataset: calib.name }).imatrix;
+  log(`imatrix: ${im.entries.size} entries, ${im.chunkCount} chunks of 512 tokens`);
+  const { readGgufHeader } = await dist("io/gguf/reader.js");
+  imatrix = importanceMap(im, readGgufHeader(modelPath).tensors);
   m.model.close();
 }
 
@@ -172,7 +174,7 @@ for (const type of wanted) {
   for (const im of variants) {
     const out = join(work, `${type}${im ? "-imatrix" : ""}.gguf`);
     log(`${type}${im ? " + imatrix" : ""}: quantize`);
-    const rep = await quantizeFile(modelPath, out, type, { threads, ...(im ? { imatrix: im, imatrixFile: "imatrix" } : {}) });
+    const rep = await quantizeFile(modelPath, out, type, { threads, ...(im ? { imatrix: im } : {}) });
     log(`${type}${im ? " + imatrix" : ""}: evaluate`);
     const e = evaluate(out, f32.saved);
     rows.push({ type: `${type}${im ? " + imatrix" : ""}`, size: statSync(out).size, bpw: (8 * rep.outBytes) / rep.nParams, ...e });

@@ -19,6 +19,8 @@ export interface ImatrixOptions {
   /** at most this many chunks (default: all) */
   nChunks?: number;
   kvType?: KvType;
+  /** llama.cpp's float arithmetic bit for bit (slower; see model/mixtral.ts) */
+  exact?: boolean;
   /** tokens per forward step (default nCtx) */
   nBatch?: number;
   bosId?: number;
@@ -74,7 +76,7 @@ export function collectImatrix(model: Mixtral, tokens: number[], opts: ImatrixOp
   const V = model.config.nVocab;
   const first = nCtx >> 1;
   const collector = new ImatrixCollector();
-  const ctx = model.newContext({ nCtx, kvType: opts.kvType ?? "f16", nBatch: opts.nBatch ?? nCtx });
+  const ctx = model.newContext({ nCtx, kvType: opts.kvType ?? "f16", nBatch: opts.nBatch ?? nCtx, exact: opts.exact ?? false });
   ctx.observer = collector.observe;
   let sum = 0, count = 0;
   try {

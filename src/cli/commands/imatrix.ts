@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`imatrix: ${tokens.length} tokens, ${Math.max(0, total)} chunks of ${nCtx}, ${m.model.config.name}\n`);
     const prog = new Progress("imatrix", Math.max(1, total));
     const r = collectImatrix(m.model, tokens, {
-      nCtx, kvType, bosId: m.tokenizer.vocab.bosId, dataset: values.file as string,
+      nCtx, kvType, bosId: m.tokenizer.vocab.bosId, dataset: values.file as string, exact: !!values.exact,
       ...(nBatch ? { nBatch } : {}), ...(nChunks ? { nChunks } : {}),
       onChunk: (i, _n, ppl, ms) => prog.update(i + 1, `${(ms / 1000).toFixed(2)} s/chunk, PPL ${ppl.toFixed(4)}`),
     });

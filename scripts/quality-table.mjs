@@ -189,7 +189,7 @@ const mib = (b) => (b / 2 ** 20).toFixed(1);
 const cpu = cpus()[0]?.model ?? "unknown CPU";
 const out = [];
 out.push(`Model: \`${basename(modelPath)}\`${values.model ? "" : ` (random weights: ${QUALITY_SPEC.nEmbd} dim, ${QUALITY_SPEC.nLayer} layers, ${QUALITY_SPEC.nExpert} experts top-${QUALITY_SPEC.nExpertUsed}, ffn ${QUALITY_SPEC.nFf}, Mistral vocabulary; seed ${QUALITY_SPEC.seed})`}, ${(nParams / 1e6).toFixed(1)} M parameters.`);
-out.push(`Text: \`${basename(textPath)}\`, context ${nCtx}, ${f32.chunks} windows, ${f32.scored} scored tokens, F32 KV cache${calib ? `; imatrix on ${calib.name.replace(shared, "../shared")}, chunks of 512` : ""}.`);
+out.push(`Text: \`${basename(textPath)}\`, context ${nCtx}, ${f32.chunks} windows, ${f32.scored} scored tokens, F32 KV cache, llama.cpp's arithmetic (as cmx perplexity)${calib ? `; imatrix on ${calib.name.replace(shared, "../shared")}, chunks of 512` : ""}.`);
 out.push(`Machine: ${cpu}, ${threads} threads, Node ${process.version}, WebAssembly kernels, commit ${commit}. Generation: ${nGen} greedy tokens after BOS, F16 cache, best of 5.`);
 out.push("");
 out.push("| type | size MiB | bits/weight | PPL | KLD vs F32 | same top token | ms/token |");

@@ -22,7 +22,8 @@ import type { LoraPair, Param, TrainModel } from "./model.js";
 
 const PEFT_PREFIX = "base_model.model.";
 
-function f32Bytes(x: Float32Array): Uint8Array {
+/** The bytes of a float array (a copy: training arrays live in a shared memory). */
+export function f32Bytes(x: Float32Array): Uint8Array {
   return new Uint8Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength));
 }
 

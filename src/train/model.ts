@@ -562,6 +562,17 @@ export class TrainModel {
     }
   }
 
+  /** The embedding rows of the tokens, [T, nEmbd] in the training memory. */
+  private embed(tokens: ArrayLike<number>): Buf {
+    const d = this.cfg.nEmbd, p = this.tokEmb;
+    const x = this.mem.alloc(tokens.length * d);
+    for (let t = 0; t < tokens.length; t++) {
+      if (p.value) x.f.set(p.value.f.subarray(tokens[t]! * d, tokens[t]! * d + d), t * d);
+      else dequantize(p.q!.type, p.q!.bytes, tokens[t]! * p.q!.rowBytes, x.f, t * d, d);
+    }
+    return x;
+  }
+
   /** Whether any parameter at or below layer li (or the embedding) needs gradients through layer li's input. */
   private needsInputGrad(li: number): boolean {
     if (this.tokEmb.trainable) return true;
@@ -594,12 +605,7 @@ export class TrainModel {
     try {
       // embedding
       const xs: Buf[] = [];
-      let x = mem.alloc(T * d);
-      for (let t = 0; t < T; t++) {
-        const p = this.tokEmb;
-        if (p.value) x.f.set(p.value.f.subarray(tokens[t]! * d, tokens[t]! * d + d), t * d);
-        else dequantize(p.q!.type, p.q!.bytes, tokens[t]! * p.q!.rowBytes, x.f, t * d, d);
-      }
+      let x = this.embed(tokens);
       const E = cfg.nExpert;
       const counts = new Float64Array(Math.max(E, 1));
       const probSum = new Float64Array(Math.max(E, 1));
@@ -691,12 +697,7 @@ export class TrainModel {
     const T = tokens.length, d = cfg.nEmbd, V = cfg.nVocab;
     const mark0 = mem.mark();
     try {
-      let x = mem.alloc(T * d);
-      for (let t = 0; t < T; t++) {
-        const p = this.tokEmb;
-        if (p.value) x.f.set(p.value.f.subarray(tokens[t]! * d, tokens[t]! * d + d), t * d);
-        else dequantize(p.q!.type, p.q!.bytes, tokens[t]! * p.q!.rowBytes, x.f, t * d, d);
-      }
+      let x = this.embed(tokens);
       for (let l = 0; l < cfg.nLayer; l++) {
         const next = mem.alloc(T * d);
         const mark = mem.mark();

@@ -19,7 +19,7 @@ import { writeGgufModel } from "../convert/write-gguf.js";
 import { lineChartSvg, writeChart } from "../plot/chart.js";
 import { SpmTokenizer } from "../tokenizer/spm.js";
 import { epochOrder, loadPretrainData, loadSftData, type DataReport, type Example, type OnBadData } from "./data.js";
-import { adapterExpressible, writeAdapter, writeMergedGguf, type MergeType } from "./export.js";
+import { adapterExpressible, f32Bytes, writeAdapter, writeMergedGguf, type MergeType } from "./export.js";
 import { TrainMemory } from "./gemm.js";
 import { TrainModel, type TrainSetup } from "./model.js";
 import { mixSeed } from "./ops.js";
@@ -320,9 +320,9 @@ export class Trainer {
     const params: StTensorSource[] = [], opt: StTensorSource[] = [];
     for (const p of this.model.trainable()) {
       const shape = [p.nMat, p.rows, p.cols];
-      params.push({ name: p.name, dtype: "F32", shape, data: bytes(p.value!.f) });
-      opt.push({ name: `${p.name}.exp_avg`, dtype: "F32", shape, data: bytes(p.m!.f) });
-      opt.push({ name: `${p.name}.exp_avg_sq`, dtype: "F32", shape, data: bytes(p.v!.f) });
+      params.push({ name: p.name, dtype: "F32", shape, data: f32Bytes(p.value!.f) });
+      opt.push({ name: `${p.name}.exp_avg`, dtype: "F32", shape, data: f32Bytes(p.m!.f) });
+      opt.push({ name: `${p.name}.exp_avg_sq`, dtype: "F32", shape, data: f32Bytes(p.v!.f) });
     }
     writeSafetensors(join(tmp, "params.safetensors"), params);
     writeSafetensors(join(tmp, "optimizer.safetensors"), opt);
@@ -405,10 +405,6 @@ export class Trainer {
     this.mem?.close();
     this.reader?.close();
   }
-}
-
-function bytes(x: Float32Array): Uint8Array {
-  return new Uint8Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength));
 }
 
 function fmtTime(s: number): string {

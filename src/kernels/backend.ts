@@ -26,6 +26,25 @@ export interface Backend {
     s: AttentionShape, out: Float32Array, gemm: boolean): boolean;
   /** siluRow (src/kernels/js/ggml.ts) over nRows rows of n floats in place; false when it cannot */
   siluGgml?(x: Float32Array, nRows: number, n: number): boolean;
+  /**
+   * Several products at once (one job for all threads): out_i[t, r] = W_i[mat_i] row r . act_i row t.
+   * False when it cannot (the caller then runs them one by one); results as matmul's.
+   */
+  matmulMany?(items: readonly { w: Weight; mat: number; act: QuantizedRows; out: Float32Array }[]): boolean;
+  /**
+   * One MoE layer's SwiGLU experts for nTok rows of x (normalized, [nTok, nIn]): for each row t and
+   * slot s < k, expert e = experts[t*k+s] computes down_e(silu(gate_e x_t) * up_e x_t), scaled by
+   * weights[t*k+s]; out[t] is the sum over slots in slot order (float32 roundings as Mixtral.moe
+   * computes it, bit for bit). False when it cannot (the caller then runs the products one by one).
+   */
+  moeFfn?(gate: Weight, up: Weight, down: Weight, x: Float32Array, nTok: number, experts: Int32Array, weights: Float32Array, k: number, out: Float32Array): boolean;
+  /**
+   * attention for the rows of several sequences in one call: rows [starts[i], starts[i+1]) of q use
+   * caches K[i], V[i] (from allocKv), positions per row; results as attention's for each sequence.
+   * False when it cannot (the caller then runs attention per sequence).
+   */
+  attentionBatch?(q: Float32Array, positions: ArrayLike<number>, starts: readonly number[], K: readonly (Float32Array | Uint16Array)[],
+    V: readonly (Float32Array | Uint16Array)[], s: AttentionShape, out: Float32Array): boolean;
   /** attention over a cache from allocKv; returns false when it cannot (the caller then runs the reference) */
   attention?(q: Float32Array, nTok: number, positions: ArrayLike<number>, K: Float32Array | Uint16Array, V: Float32Array | Uint16Array,
     s: AttentionShape, out: Float32Array): boolean;

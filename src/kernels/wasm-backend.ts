@@ -7,7 +7,8 @@
  */
 import { availableParallelism } from "node:os";
 import { ArgumentError } from "../errors.js";
-import { type GgmlType, typeName } from "../quant/format.js";
+import { type GgmlType, blockFormat, typeName } from "../quant/format.js";
+import { vecDotType } from "../quant/index.js";
 import type { Backend, WeightStorage } from "./backend.js";
 import type { AttentionShape } from "./js/attention.js";
 import { ggmlGemm, matmulGgml, matrixOf, type GgmlPath, type QuantizedRows, type Weight } from "./js/matmul.js";
@@ -22,6 +23,10 @@ const SCRATCH_RESERVE = 96 << 20;
 const PARALLEL_MIN_BYTES = 256 << 10;
 /** output scratch per call; longer batches are processed in token chunks */
 const OUT_CHUNK_BYTES = 16 << 20;
+/** scratch of one moeFfn step; longer batches are processed in token chunks */
+const MOE_SCRATCH_BYTES = 24 << 20;
+/** rows per unit of the experts' down products */
+const MOE_DOWN_ROWS = 32;
 
 interface Shard {
   k: WasmKernels;
@@ -124,7 +129,7 @@ export class WasmBackend implements Backend {
   }
 
   private getPool(): KernelPool {
-    this.pool ??= KernelPool.create(this.module, this.shards.map((s) => s.k.memory), ["matmul", "attention", "quantizeRows", "matmulGgml", "attentionGgml"], this.threads);
+    this.pool ??= KernelPool.create(this.module, this.shards.map((s) => s.k.memory), ["matmul", "attention", "quantizeRows", "matmulGgml", "attentionGgml", "matmulUnits", "attentionRows"], this.threads);
     return this.pool;
   }
 
@@ -168,6 +173,140 @@ export class WasmBackend implements Backend {
       }
       out.set(k.f32(outPtr, nt * w.nOut), t0 * w.nOut);
     }
+  }
+
+  /** moeFfn runs the experts of a layer as two pool jobs (off: one product at a time, for comparisons) */
+  fusedMoe = true;
+  /** attentionBatch runs the rows of all sequences as one job (off: one call per sequence, for comparisons) */
+  batchedAttention = true;
+
+  moeFfn(gate: Weight, up: Weight, down: Weight, x: Float32Array, nTok: number, experts: Int32Array, weights: Float32Array, K: number, out: Float32Array): boolean {
+    if (!this.fusedMoe || gate.matrix || up.matrix || down.matrix) return false;
+    const sh = gate.shard;
+    if (sh === undefined || up.shard !== sh || down.shard !== sh || gate.type !== up.type) return false;
+    const k = this.shards[sh]!.k;
+    if (!k.hasMatmul(gate.type) || !k.hasMatmul(down.type)) return false;
+    const E = gate.nIn, F = gate.nOut;
+    if (up.nIn !== E || up.nOut !== F || down.nIn !== F || down.nOut !== E) return false;
+    const aType = vecDotType(gate.type), qType = vecDotType(down.type);
+    const arb = k.actRowBytes(aType, E), qrb = k.actRowBytes(qType, F);
+    const perTok = E * 4 + arb + K * (arb + 8 * F + qrb + 4 * E) + 256;
+    const chunk = Math.max(1, Math.floor(MOE_SCRATCH_BYTES / perTok));
+    for (let t0 = 0; t0 < nTok; t0 += chunk) {
+      this.moeChunk(sh, gate, up, down, x, t0, Math.min(chunk, nTok - t0), experts, weights, K, out, aType, qType, arb, qrb);
+    }
+    return true;
+  }
+
+  private moeChunk(sh: number, gate: Weight, up: Weight, down: Weight, x: Float32Array, t0: number, nt: number, experts: Int32Array, weights: Float32Array,
+    K: number, out: Float32Array, aType: GgmlType, qType: GgmlType, arb: number, qrb: number): void {
+    const k = this.shards[sh]!.k;
+    const E = gate.nIn, F = gate.nOut, NE = gate.nMat;
+    const al = (b: number) => Math.ceil(b / 64) * 64;
+    // rows of each expert, (token, slot) in order; row[t*K+s]: the row of that pair in the outputs
+    const count = new Int32Array(NE);
+    for (let i = 0; i < nt * K; i++) { const e = experts[t0 * K + i]!; if (e >= 0) count[e]!++; }
+    const first = new Int32Array(NE + 1);
+    for (let e = 0; e < NE; e++) first[e + 1] = first[e]! + count[e]!;
+    const nRows = first[NE]!;
+    const row = new Int32Array(nt * K).fill(-1);
+    const fill = first.slice(0, NE);
+    for (let i = 0; i < nt * K; i++) { const e = experts[t0 * K + i]!; if (e >= 0) row[i] = fill[e]!++; }
+    const used: number[] = [];
+    for (let e = 0; e < NE; e++) if (count[e]! > 0) used.push(e);
+    // scratch: x, its quantized rows, the rows gathered per expert, gate and up outputs, the down
+    // activations, the down outputs, two descriptors
+    const xB = al(nt * E * 4), aB = al(nt * arb), gB = al(nRows * arb), fB = al(nRows * F * 4), qB = al(nRows * qrb), yB = al(nRows * E * 4);
+    const dB = al(16 + 64 * used.length);
+    const base = this.scratch(sh, xB + aB + gB + 2 * fB + qB + yB + 2 * dB);
+    const xP = base, aP = xP + xB, gP = aP + aB, gateP = gP + gB, upP = gateP + fB, qP = upP + fB, yP = qP + qB, d1 = yP + yB, d2 = d1 + dB;
+    k.f32(xP, nt * E).set(x.subarray(t0 * E, (t0 + nt) * E));
+    k.quantizeRows(aType, xP, nt, E, aP);
+    const mem = k.u8(0, k.memory.buffer.byteLength);
+    for (let i = 0; i < nt * K; i++) {
+      const r = row[i]!;
+      if (r >= 0) mem.copyWithin(gP + r * arb, aP + Math.floor(i / K) * arb, aP + (Math.floor(i / K) + 1) * arb);
+    }
+    const bs = blockFormat(qType)?.blockSize ?? 1;
+    const G1 = bs >= 64 ? bs : 64;
+    const desc1 = k.i32(d1, 4 + 16 * used.length), desc2 = k.i32(d2, 4 + 16 * used.length);
+    desc1[0] = used.length; desc1[1] = G1; desc1[2] = 1;
+    desc2[0] = used.length; desc2[1] = MOE_DOWN_ROWS; desc2[2] = 0;
+    let u1 = 0, u2 = 0, bytes1 = 0, bytes2 = 0;
+    used.forEach((e, j) => {
+      const r0 = first[e]!, n = count[e]!;
+      const g = matrixOf(gate, e), u = matrixOf(up, e), d = matrixOf(down, e);
+      desc1.set([u1, gate.type, g.ptr!, gate.rowBytes, E, F, gP + r0 * arb, arb, n, gateP + r0 * F * 4, F, u.ptr!, upP + r0 * F * 4, qType, qP + r0 * qrb, qrb], 4 + 16 * j);
+      desc2.set([u2, down.type, d.ptr!, down.rowBytes, F, E, qP + r0 * qrb, qrb, n, yP + r0 * E * 4, E, 0, 0, 0, 0, 0], 4 + 16 * j);
+      u1 += Math.ceil(F / G1);
+      u2 += Math.ceil(E / MOE_DOWN_ROWS);
+      bytes1 += 2 * F * gate.rowBytes;
+      bytes2 += E * down.rowBytes;
+    });
+    this.units(sh, d1, u1, bytes1);
+    this.units(sh, d2, u2, bytes2);
+    // out[t] = Σ over slots, in slot order, of the float32 products y·weight
+    const y = k.f32(yP, nRows * E);
+    for (let t = 0; t < nt; t++) {
+      const o = (t0 + t) * E;
+      for (let s = 0; s < K; s++) {
+        const r = row[t * K + s]!, wgt = weights[(t0 + t) * K + s]!;
+        if (s === 0) {
+          if (r < 0) out.fill(0, o, o + E);
+          else for (let j = 0; j < E; j++) out[o + j] = y[r * E + j]! * wgt;
+        } else if (r >= 0) {
+          for (let j = 0; j < E; j++) out[o + j] = out[o + j]! + Math.fround(y[r * E + j]! * wgt);
+        } else {
+          for (let j = 0; j < E; j++) out[o + j] = out[o + j]! + 0;
+        }
+      }
+    }
+  }
+
+  matmulMany(items: readonly { w: Weight; mat: number; act: QuantizedRows; out: Float32Array }[]): boolean {
+    if (!this.fusedMoe || items.length === 0) return false;
+    const places = items.map((it) => matrixOf(it.w, it.mat));
+    const sh = places[0]!.shard;
+    if (sh === undefined) return false;
+    const k = this.shards[sh]!.k;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      if (places[i]!.shard !== sh || !k.hasMatmul(it.w.type) || it.w.matrix) return false;
+    }
+    const al = (b: number) => Math.ceil(b / 64) * 64;
+    // distinct activations copied once
+    const acts: QuantizedRows[] = [];
+    for (const it of items) if (!acts.includes(it.act)) acts.push(it.act);
+    let bytes = al(16 + 64 * items.length);
+    for (const a of acts) bytes += al(a.data.length);
+    for (const it of items) bytes += al(it.act.nRows * it.w.nOut * 4);
+    if (bytes > OUT_CHUNK_BYTES) return false;
+    const base = this.scratch(sh, bytes);
+    const desc = base;
+    let p = base + al(16 + 64 * items.length);
+    const actPtr = new Map<QuantizedRows, number>();
+    for (const a of acts) { k.u8(p, a.data.length).set(a.data); actPtr.set(a, p); p += al(a.data.length); }
+    const d = k.i32(desc, 4 + 16 * items.length);
+    d[0] = items.length; d[1] = 16; d[2] = 0;
+    const outs: number[] = [];
+    let units = 0, wBytes = 0;
+    items.forEach((it, j) => {
+      const w = it.w;
+      d.set([units, w.type, places[j]!.ptr!, w.rowBytes, w.nIn, w.nOut, actPtr.get(it.act)!, it.act.rowBytes, it.act.nRows, p, w.nOut, 0, 0, 0, 0, 0], 4 + 16 * j);
+      outs.push(p);
+      p += al(it.act.nRows * w.nOut * 4);
+      units += Math.ceil(w.nOut / 16);
+      wBytes += w.nOut * w.rowBytes;
+    });
+    this.units(sh, desc, units, wBytes);
+    items.forEach((it, j) => it.out.set(k.f32(outs[j]!, it.act.nRows * it.w.nOut)));
+    return true;
+  }
+
+  /** the units of the products described at desc, on all threads when they are big enough */
+  private units(sh: number, desc: number, units: number, bytes: number): void {
+    if (this.threads > 1 && bytes >= PARALLEL_MIN_BYTES) this.getPool().parallel(sh, "matmulUnits", units, 1, 1, 2, [desc, 0, 0]);
+    else this.shards[sh]!.k.exports.matmulUnits(desc, 0, units);
   }
 
   matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows: ArrayLike<number> | undefined, path: GgmlPath): void {
@@ -227,7 +366,7 @@ export class WasmBackend implements Backend {
     for (let i = 0; i < nTok; i++) maxPos = Math.max(maxPos, positions[i]!);
     const per = Math.ceil(k.exports.attentionGgmlScratchBytes(s.headDim, maxPos) / 64) * 64;
     const qBytes = Math.ceil((nTok * dim * 4) / 64) * 64, pBytes = Math.ceil((nTok * 4) / 64) * 64;
-    const nThreads = this.threads > 1 && nTok * (maxPos + 1) * s.nHead * s.headDim >= 1 << 14 ? Math.min(this.threads, s.nHead) : 1;
+    const nThreads = this.threads > 1 && s.nHead > 1 && nTok * (maxPos + 1) * s.nHead * s.headDim >= 1 << 14 ? this.threads : 1;
     const base = this.scratch(sh, 2 * qBytes + pBytes + per * nThreads);
     const qPtr = base, outPtr = base + qBytes, posPtr = base + 2 * qBytes, scr = posPtr + pBytes;
     k.f32(qPtr, nTok * dim).set(q.subarray(0, nTok * dim));
@@ -237,6 +376,43 @@ export class WasmBackend implements Backend {
     const args = [qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, 0, gemm ? 1 : 0];
     if (nThreads > 1) this.getPool().parallel(sh, "attentionGgml", s.nHead, 1, 11, 12, args, nThreads, { arg: 10, stride: per });
     else k.exports.attentionGgml(qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, s.nHead, gemm ? 1 : 0);
+    out.set(k.f32(outPtr, nTok * dim));
+    return true;
+  }
+
+  attentionBatch(q: Float32Array, positions: ArrayLike<number>, starts: readonly number[], K: readonly (Float32Array | Uint16Array)[],
+    V: readonly (Float32Array | Uint16Array)[], s: AttentionShape, out: Float32Array): boolean {
+    const nSeq = K.length;
+    if (!this.batchedAttention) return false;
+    if (nSeq === 0) return true;
+    const sh = this.kvShard.get(K[0]!);
+    if (sh === undefined) return false;
+    const f16 = K[0] instanceof Uint16Array;
+    for (let i = 0; i < nSeq; i++) {
+      if (this.kvShard.get(K[i]!) !== sh || this.kvShard.get(V[i]!) !== sh || (K[i] instanceof Uint16Array) !== f16) return false;
+    }
+    const k = this.shards[sh]!.k;
+    const nTok = starts[nSeq]!, dim = s.nHead * s.headDim;
+    let maxPos = 0;
+    for (let i = 0; i < nTok; i++) maxPos = Math.max(maxPos, positions[i]!);
+    const per = Math.ceil(k.attentionScratchBytes(s.headDim, maxPos) / 64) * 64;
+    const al = (b: number) => Math.ceil(b / 64) * 64;
+    const qBytes = al(nTok * dim * 4), pBytes = al(nTok * 4), kvBytes = al(nTok * 8);
+    let work = 0;
+    for (let i = 0; i < nTok; i++) work += positions[i]! + 1;
+    const parallel = this.threads > 1 && s.nHead > 1 && work * s.nHead * s.headDim >= 1 << 16;
+    const base = this.scratch(sh, 2 * qBytes + pBytes + kvBytes + per * (parallel ? this.threads : 1));
+    const qPtr = base, outPtr = base + qBytes, posPtr = outPtr + qBytes, kvPtr = posPtr + pBytes, scr = kvPtr + kvBytes;
+    k.f32(qPtr, nTok * dim).set(q.subarray(0, nTok * dim));
+    const pv = k.i32(posPtr, nTok);
+    for (let i = 0; i < nTok; i++) pv[i] = positions[i]!;
+    const kv = k.i32(kvPtr, 2 * nTok);
+    for (let i = 0; i < nSeq; i++) {
+      for (let t = starts[i]!; t < starts[i + 1]!; t++) { kv[2 * t] = K[i]!.byteOffset; kv[2 * t + 1] = V[i]!.byteOffset; }
+    }
+    const args = [qPtr, nTok, posPtr, kvPtr, f16 ? 1 : 0, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, 0];
+    if (parallel) this.getPool().parallel(sh, "attentionRows", nTok * s.nHead, 1, 10, 11, args, this.threads, { arg: 9, stride: per });
+    else k.exports.attentionRows(qPtr, nTok, posPtr, kvPtr, f16 ? 1 : 0, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, nTok * s.nHead);
     out.set(k.f32(outPtr, nTok * dim));
     return true;
   }
@@ -251,7 +427,7 @@ export class WasmBackend implements Backend {
     for (let i = 0; i < nTok; i++) maxPos = Math.max(maxPos, positions[i]!);
     const per = Math.ceil(k.attentionScratchBytes(s.headDim, maxPos) / 64) * 64;
     const qBytes = Math.ceil((nTok * dim * 4) / 64) * 64, pBytes = Math.ceil((nTok * 4) / 64) * 64;
-    const nThreads = this.threads > 1 && nTok * (maxPos + 1) * s.nHead * s.headDim >= 1 << 16 ? Math.min(this.threads, s.nHead) : 1;
+    const nThreads = this.threads > 1 && s.nHead > 1 && nTok * (maxPos + 1) * s.nHead * s.headDim >= 1 << 16 ? this.threads : 1;
     const base = this.scratch(sh, 2 * qBytes + pBytes + per * nThreads);
     const qPtr = base, outPtr = base + qBytes, posPtr = base + 2 * qBytes, scr = posPtr + pBytes;
     k.f32(qPtr, nTok * dim).set(q.subarray(0, nTok * dim));

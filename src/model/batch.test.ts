@@ -28,3 +28,32 @@ test("several sequences in one forward step give the same logits as each alone (
     m.close();
   }
 });
+
+test("the experts of a layer as one job (WasmBackend.moeFfn) and all sequences' attention as one (attentionBatch) give the logits of one product / sequence at a time, bit for bit", { skip: !haveReference() }, async () => {
+  const { WasmBackend } = await import("../kernels/wasm-backend.js");
+  for (const name of ["A-Q4_0", "B-Q4_K_M", "A-Q8_0", "A-F32"]) {
+    for (const threads of [1, 2]) {
+      const m = loadModel(modelPath(name)!, { backend: "wasm", threads }).model;
+      const be = m.backend as InstanceType<typeof WasmBackend>;
+      const long = manifest().sequences.long!.token_ids, medium = manifest().sequences.medium!.token_ids;
+      const seqs = [long.slice(0, 30), medium.slice(0, 30), [1, ...long.slice(100, 129)], long.slice(50, 80)];
+      const run = (fused: boolean): Float32Array[] => {
+        be.fusedMoe = fused;
+        be.batchedAttention = fused;
+        const ctxs = seqs.map(() => m.newContext({ nCtx: 64, kvType: "f16" }));
+        const pre = [9, 21, 3, 14];
+        const outs = [m.forwardBatch(ctxs.map((ctx, i) => ({ ctx, tokens: seqs[i]!.slice(0, pre[i]), logitRows: [0, pre[i]! - 1] })))];
+        for (let step = 0; step < 4; step++) {
+          outs.push(m.forwardBatch(ctxs.map((ctx, i) => ({ ctx, tokens: [seqs[i]![pre[i]! + step]!], logitRows: [0] }))));
+        }
+        for (const c of ctxs) c.dispose();
+        return outs.flat();
+      };
+      const a = run(true), b = run(false);
+      a.forEach((x, i) => {
+        for (let j = 0; j < x.length; j++) if (!Object.is(x[j], b[i]![j])) assert.fail(`${name}, ${threads} threads, output ${i} logit ${j}: ${x[j]} vs ${b[i]![j]}`);
+      });
+      m.close();
+    }
+  }
+});

@@ -186,9 +186,14 @@ export class Mixtral {
       norm(x, lw.attnNorm, xn, n, E, c.rmsEps);
       trace?.(L("attn_norm", l), xn, n, E);
       const a = be.quantizeRows(vecDotType(lw.wq.type), xn, n, E);
-      product(lw.wq, a, q, n);
-      product(lw.wk, vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E), k, n);
-      product(lw.wv, vecDotType(lw.wv.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E), v, n);
+      const ak = vecDotType(lw.wk.type) === a.type ? a : be.quantizeRows(vecDotType(lw.wk.type), xn, n, E);
+      const av = vecDotType(lw.wv.type) === a.type ? a : vecDotType(lw.wv.type) === ak.type ? ak : be.quantizeRows(vecDotType(lw.wv.type), xn, n, E);
+      // Q, K and V in one job where the backend can (same results)
+      if (exact || !be.matmulMany?.([{ w: lw.wq, mat: 0, act: a, out: q }, { w: lw.wk, mat: 0, act: ak, out: k }, { w: lw.wv, mat: 0, act: av, out: v }])) {
+        product(lw.wq, a, q, n);
+        product(lw.wk, ak, k, n);
+        product(lw.wv, av, v, n);
+      }
       this.hooks(obs, lw.wq, 0, xn, n, q);
       this.hooks(obs, lw.wk, 0, xn, n, k);
       this.hooks(obs, lw.wv, 0, xn, n, v);
@@ -206,6 +211,12 @@ export class Mixtral {
       segs.forEach((sg, si) => {
         const o = offs[si]!, nt = sg.tokens.length, cache = sg.ctx.cache;
         for (let i = 0; i < nt; i++) cache.write(l, positions[o + i]!, k, (o + i) * kvDim, v, (o + i) * kvDim);
+      });
+      // every sequence's rows over its own cache, in one call where the backend can
+      if (!exact && segs.length > 1 && be.attentionBatch?.(q, positions, [...offs, n], segs.map((sg) => sg.ctx.cache.k[l]!), segs.map((sg) => sg.ctx.cache.v[l]!), c, att)) {
+        // done
+      } else segs.forEach((sg, si) => {
+        const o = offs[si]!, nt = sg.tokens.length, cache = sg.ctx.cache;
         const qs = q.subarray(o * qDim, (o + nt) * qDim), outs = att.subarray(o * qDim, (o + nt) * qDim);
         const ps = positions.subarray(o, o + nt);
         if (exact) {
@@ -275,6 +286,12 @@ export class Mixtral {
     trace?.(`ffn_moe_topk-${l}`, r.experts, n, K);
     trace?.(`ffn_moe_weights_norm-${l}`, r.weights, n, K);
     m.weights.experts?.routed(l, r.experts);
+    // all experts of the layer in two jobs where the backend can (same results; not with an
+    // observer or a runtime adapter, which see or change each product's input and output)
+    if (!exact && !obs && !this.lora && be.moeFfn?.(lw.ffnGate, lw.ffnUp, lw.ffnDown, xn, n, r.experts, r.weights, K, out)) {
+      trace?.(`ffn_moe_out-${l}`, out, n, E);
+      return;
+    }
     // expert outputs per (token, slot), summed in slot order as llama.cpp does
     const slotOut = new Float32Array(n * K * E);
     const act = be.quantizeRows(vecDotType(lw.ffnGate.type), xn, n, E);

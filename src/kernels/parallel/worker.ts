@@ -1,7 +1,7 @@
 /** A kernel worker: waits for jobs on the control block and runs its share of rows. */
 import { parentPort, workerData } from "node:worker_threads";
 import { instantiateOver } from "./instantiate.js";
-import { ACK, ARGS_OFFSET, DONE, EXIT_FN, FN, GRAIN, MAX_ARGS, NARGS, NROWS, NTHREADS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, partition } from "./protocol.js";
+import { ACK, ARGS_OFFSET, EXIT_FN, FN, LEFT, MAX_ARGS, NARGS, R0, R1, SEQ, SHARD, SPIN_POLLS, THREAD_ARG, THREAD_STRIDE, claimAndRun } from "./protocol.js";
 
 interface Init {
   module: WebAssembly.Module;
@@ -10,6 +10,7 @@ interface Init {
   index: number;
   exportNames: string[];
   startSeq: number;
+  nThreads: number;
 }
 
 const init = workerData as Init;
@@ -36,6 +37,14 @@ parentPort!.on("message", (msg: { memory?: WebAssembly.Memory }) => {
  */
 let last = init.startSeq;
 
+function run(r0: number, r1: number): void {
+  const a = Array.from(args.subarray(0, ctrl[NARGS]!));
+  a[ctrl[R0]!] = r0;
+  a[ctrl[R1]!] = r1;
+  if (ctrl[THREAD_ARG]! >= 0) a[ctrl[THREAD_ARG]!] += init.index * ctrl[THREAD_STRIDE]!;
+  fns[ctrl[SHARD]!]![ctrl[FN]!]!(...a);
+}
+
 function loop(): void {
   for (;;) {
     let spins = 0;
@@ -47,20 +56,8 @@ function loop(): void {
       }
     }
     last = Atomics.load(ctrl, SEQ);
-    const fn = ctrl[FN]!;
-    if (fn === EXIT_FN) { process.exit(0); }
-    const n = ctrl[NTHREADS]!;
-    if (init.index < n) {
-      const [r0, r1] = partition(ctrl[NROWS]!, n, init.index, ctrl[GRAIN]!);
-      if (r1 > r0) {
-        const a = Array.from(args.subarray(0, ctrl[NARGS]!));
-        a[ctrl[R0]!] = r0;
-        a[ctrl[R1]!] = r1;
-        if (ctrl[THREAD_ARG]! >= 0) a[ctrl[THREAD_ARG]!] += init.index * ctrl[THREAD_STRIDE]!;
-        fns[ctrl[SHARD]!]![fn]!(...a);
-      }
-      if (Atomics.add(ctrl, DONE, 1) + 1 === n - 1) Atomics.notify(ctrl, DONE);
-    }
+    if (ctrl[FN] === EXIT_FN && Atomics.load(ctrl, LEFT) <= 0) process.exit(0);
+    claimAndRun(ctrl, init.nThreads, run);
   }
 }
 loop();

@@ -38,6 +38,8 @@ export interface KernelExports {
   matmulBlock(type: number): number;
   matmul(type: number, w: number, rowBytes: number, nIn: number, r0: number, r1: number,
     act: number, actRowBytes: number, nTok: number, out: number, outStride: number): number;
+  /** units [u0, u1) of the products described at desc (native/moe.ts); -1 when a type has no kernel */
+  matmulUnits(desc: number, u0: number, u1: number): number;
   actRowBytes(type: number, n: number): number;
   quantizeRows(type: number, x: number, nRows: number, n: number, out: number): number;
   rmsNorm(x: number, weight: number, out: number, nRows: number, n: number, eps: number): void;
@@ -49,6 +51,9 @@ export interface KernelExports {
   /** scratch 0 = this instance's own (setScratch); returns -1 (nothing done) if that is too small */
   attention(q: number, nTok: number, pos: number, k: number, v: number, kvF16: number,
     nHead: number, nHeadKv: number, headDim: number, out: number, scratch: number, h0: number, h1: number): number;
+  /** attention over units [u0, u1) of (token, head) of rows with their own caches (u32 K, V pointers per token at kv) */
+  attentionRows(q: number, nTok: number, pos: number, kv: number, kvF16: number,
+    nHead: number, nHeadKv: number, headDim: number, out: number, scratch: number, u0: number, u1: number): number;
   /** this instance's (thread's) attention scratch, used when attention gets scratch = 0 */
   setScratch(ptr: number, bytes: number): void;
   expF64(x: number): number;

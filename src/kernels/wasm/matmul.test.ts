@@ -178,10 +178,10 @@ function randomBlocks(type: GgmlType, nRows: number, n: number, u: () => number)
   return out;
 }
 
-test("multi-token (tiled) kernels: token counts, chunking, row tails, ranges and extreme blocks", () => {
+test("multi-token (tiled and few-token) kernels: token counts, chunking, row tails, ranges and extreme blocks", () => {
   const u = rng(4242);
   const g = gaussian(u);
-  const tokCounts = [2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 20, 33];
+  const tokCounts = [2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 20, 23, 33];
   for (const type of QUANT_TYPES) {
     const bs = blockFormat(type)!.blockSize;
     // block counts that are not multiples of the kernels' 8-block chunks

@@ -4,10 +4,11 @@
 // above heapBase() and passes byte pointers.
 
 export { matmul, matmulBlock } from "./matmul";
+export { matmulUnits } from "./moe";
 export { setIqTables } from "./matmul-iq";
 export { actRowBytes, quantizeRows } from "./quantize";
 export { matmulScratchBytes, setMatmulScratch } from "./tile";
-export { attention, attentionScratchBytes, expF64, rmsNorm, rope, setScratch, softmax, swiglu } from "./ops";
+export { attention, attentionRows, attentionScratchBytes, expF64, rmsNorm, rope, setScratch, softmax, swiglu } from "./ops";
 export { attentionGgml, attentionGgmlScratchBytes, matmulGgml, matmulGgmlScratchBytes, matmulGgmlSupported, siluGgml } from "./ggml";
 
 /** first byte the module's static data does not use */

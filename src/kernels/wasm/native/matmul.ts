@@ -8,7 +8,7 @@ import { dot4IQ4_NL, dot4Q4_0, dot4Q4_1, dot4Q5_0, dot4Q5_1, dot4Q8_0 } from "./
 import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
 import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
 import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
-import { matmulFew, matmulOne, oneBytes } from "./one";
+import { FEW_MAX, matmulFew, matmulOne, oneBytes } from "./one";
 import { dot4IQ, iqTables, isIQ } from "./matmul-iq";
 
 // ggml type ids (src/quant/format.ts)
@@ -82,9 +82,9 @@ export function matmul(
     // where there are some: the tiled kernels' fixed cost per weight row is then too large a share
     const minTok = type == Q3_K ? 4 : type == Q6_K || type == Q5_K || type == Q2_K ? 5 : type == Q4_K ? 6 : 8;
     done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
-    // 2..4 tokens at a time: weights unpacked once for all of them (32-element block types)
+    // 2..8 tokens at a time: weights unpacked once for all of them (32-element block types)
     while (nTok - done >= 2) {
-      const n = min(4, nTok - done);
+      const n = min(FEW_MAX, nTok - done);
       if (!matmulFew(slot, type, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes, actRowBytes, n,
         out + ((<usize>done * <usize>outStride) << 2), outStride)) break;
       done += n;

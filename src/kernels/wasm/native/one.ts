@@ -323,33 +323,204 @@ function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
   return ((<usize>nb * 80) + 63) & ~63;
 }
 
+// ---- few tokens (2..8), 32-element block types: the weights unpacked in registers once per
+// block for all tokens; the tokens' block sums gathered into the lanes of one vector, so the float
+// work of a block (offset, scale, float64 accumulation) is done for two or four tokens at once ----
+
+/** per (block, token group of four): d_a (4 f64), the offset correction (i32x4), s_a (4 f64, Q8_1) */
+const FSIDE: usize = 96;
+
 /**
- * Tokens [0, T) (T <= 4) for rows [r0, r1) with the weights unpacked once per block for all of
- * them (32-element block types); out/act as matmul's. False (nothing written) when it does not
- * apply (another type, or the slot too small).
+ * The side table of T tokens' prepared rows (prep32 at s + t·P) at side: per block b and group g
+ * (tokens [0, T0), then [T0, T)) at side + (b·NG + g)·FSIDE; absent tokens get zeros.
+ */
+function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: usize): void {
+  const ng = T > T0 ? 2 : 1;
+  const ddo = <usize>nb << 6, xdo = ddo + (<usize>nb << 3);
+  const q81 = kind == Q4_1 || kind == Q5_1;
+  const sh = kind == Q4_0 ? 3 : kind == Q5_0 ? 4 : 0;
+  for (let b = 0; b < nb; b++) {
+    for (let g = 0; g < ng; g++) {
+      const sd = side + (<usize>b * <usize>ng + <usize>g) * FSIDE;
+      for (let l = 0; l < 4; l++) {
+        const t = g == 0 ? l : T0 + l;
+        const st = s + <usize>t * P;
+        const li = <usize>l;
+        if (g == 0 ? l < T0 : t < T) {
+          store<f64>(sd + (li << 3), load<f64>(st + ddo + (<usize>b << 3)));
+          store<i32>(sd + 32 + (li << 2), sh == 0 ? 0 : load<i32>(st + xdo + (<usize>b << 2)) << sh);
+          store<f64>(sd + 48 + (li << 3), q81 ? load<f64>(st + xdo + (<usize>b << 3)) : 0);
+        } else {
+          store<f64>(sd + (li << 3), 0);
+          store<i32>(sd + 32 + (li << 2), 0);
+          store<f64>(sd + 48 + (li << 3), 0);
+        }
+      }
+    }
+  }
+}
+
+/** Σ over a block of the unpacked weights w0..w3 times the prepared block at at (i32x4 partial sums) */
+@inline function fewDot(w0: v128, w1: v128, w2: v128, w3: v128, at: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(at)), i32x4.dot_i16x8_s(w1, v128.load(at, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(at, 32)), i32x4.dot_i16x8_s(w3, v128.load(at, 48))),
+  );
+}
+
+/** acc (two f64x2: tokens 0,1 and 2,3 of a group) += isum·(d_w·d_a) [+ m_w·s_a]; returns the new low half, stores nothing */
+@inline function fewLo(isum: v128, dw: v128, mw: v128, sd: usize, q81: bool): v128 {
+  let t = f64x2.mul(f64x2.convert_low_i32x4_s(isum), f64x2.mul(dw, v128.load(sd)));
+  if (q81) t = f64x2.add(t, f64x2.mul(mw, v128.load(sd, 48)));
+  return t;
+}
+@inline function fewHi(isum: v128, dw: v128, mw: v128, sd: usize, q81: bool): v128 {
+  let t = f64x2.mul(f64x2.convert_low_i32x4_s(i32x4.shuffle(isum, isum, 2, 3, 2, 3)), f64x2.mul(dw, v128.load(sd, 16)));
+  if (q81) t = f64x2.add(t, f64x2.mul(mw, v128.load(sd, 64)));
+  return t;
+}
+
+/** the T (<= 4) block sums of group tokens at a, a + P, ... as i32 lanes (offset correction applied) */
+@inline function groupSums(kind: i32, T: i32, p: usize, a: usize, P: usize, c: usize, sd: usize): v128 {
+  let w0 = i32x4.splat(0), w1 = w0, w2 = w0, w3 = w0;
+  if (kind == Q4_0 || kind == Q4_1) {
+    const q = v128.load(p + <usize>(kind == Q4_0 ? 2 : 4));
+    const m = v128.load(c, C_M16);
+    w0 = v128.and(q, m);
+    w1 = v128.and(i16x8.shr_u(q, 4), m);
+    w2 = v128.and(i16x8.shr_u(q, 8), m);
+    w3 = i16x8.shr_u(q, 12);
+  } else if (kind == Q8_0 || kind == IQ4_NL) {
+    let x = v128.load(p, 2), y = v128.load(p, 18);
+    if (kind == IQ4_NL) {
+      const m8 = v128.load(c, C_M8);
+      const kv = v128.load(c, C_KV);
+      y = i8x16.swizzle(kv, v128.and(i16x8.shr_u(x, 4), m8));
+      x = i8x16.swizzle(kv, v128.and(x, m8));
+    }
+    w0 = i16x8.shr_s(i16x8.shl(x, 8), 8);
+    w1 = i16x8.shr_s(i16x8.shl(y, 8), 8);
+    w2 = i16x8.shr_s(x, 8);
+    w3 = i16x8.shr_s(y, 8);
+  } else {
+    const o: usize = kind == Q5_0 ? 2 : 4;
+    const qh = i32x4.splat(load<u32>(p + o));
+    const q = v128.load(p + o, 4);
+    const m8 = v128.load(c, C_M8);
+    const mff = v128.load(c, C_MFF);
+    const b16 = i8x16.splat(16);
+    const x = v128.or(v128.and(q, m8), v128.and(qhMaskLo(qh), b16));
+    const y = v128.or(v128.and(i16x8.shr_u(q, 4), m8), v128.and(qhMaskHi(qh), b16));
+    w0 = v128.and(x, mff);
+    w1 = v128.and(y, mff);
+    w2 = i16x8.shr_u(x, 8);
+    w3 = i16x8.shr_u(y, 8);
+  }
+  // (the stores after each token keep V8 from loading every token's activations first)
+  let r = i32x4.splat(0);
+  if (T == 2) {
+    // two tokens: lanes 0, 1 (2, 3 hold the same sums again)
+    const x0 = fence(c, fewDot(w0, w1, w2, w3, a)), x1 = fence(c, fewDot(w0, w1, w2, w3, a + P));
+    const t = i32x4.add(i32x4.shuffle(x0, x1, 0, 4, 1, 5), i32x4.shuffle(x0, x1, 2, 6, 3, 7));
+    r = i32x4.add(t, i32x4.shuffle(t, t, 2, 3, 0, 1));
+  } else {
+    const x0 = fence(c, fewDot(w0, w1, w2, w3, a)), x1 = fence(c, fewDot(w0, w1, w2, w3, a + P)), x2 = fence(c, fewDot(w0, w1, w2, w3, a + 2 * P));
+    const x3 = T > 3 ? fence(c, fewDot(w0, w1, w2, w3, a + 3 * P)) : i32x4.splat(0);
+    r = hsum4(x0, x1, x2, x3);
+  }
+  if (kind == Q4_0 || kind == Q5_0) r = i32x4.sub(r, v128.load(sd, 32));
+  return r;
+}
+
+/**
+ * 32-element block types, T0 + T1 (2..8) tokens, one row at a time: token t's prepared row at
+ * s + t·P, its outputs at out + 4·t·outStride. Tokens [0, T0) form the first group (2..4), the
+ * next T1 (0, 2..4) the second.
+ */
+@inline function few32(kind: i32, T0: i32, T1: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, outStride: usize): void {
+  const tab = f16Table();
+  const c = s - PREP;
+  const q81 = kind == Q4_1 || kind == Q5_1;
+  const tb: usize = kind == Q8_0 ? 34 : kind == Q5_0 ? 22 : kind == Q4_1 ? 20 : kind == Q5_1 ? 24 : 18;
+  const ng: usize = T1 > 0 ? 2 : 1;
+  const sstep = ng * FSIDE;
+  const s1 = <usize>T0 * P;
+  for (let r = r0; r < r1; r++) {
+    let p = w + <usize>r * rb;
+    let acc0 = f64x2.splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    let a = s;
+    let sd = side;
+    for (let b = 0; b < nb; b++) {
+      const dw = f64x2.splat(<f64>load<f32>(tab + (<usize>load<u16>(p) << 2)));
+      const mw = q81 ? f64x2.splat(<f64>load<f32>(tab + (<usize>load<u16>(p, 2) << 2))) : dw;
+      const i0 = groupSums(kind, T0, p, a, P, c, sd);
+      acc0 = f64x2.add(acc0, fewLo(i0, dw, mw, sd, q81));
+      if (T0 > 2) acc1 = f64x2.add(acc1, fewHi(i0, dw, mw, sd, q81));
+      if (T1 > 0) {
+        const i1 = groupSums(kind, T1, p, a + s1, P, c, sd + FSIDE);
+        acc2 = f64x2.add(acc2, fewLo(i1, dw, mw, sd + FSIDE, q81));
+        if (T1 > 2) acc3 = f64x2.add(acc3, fewHi(i1, dw, mw, sd + FSIDE, q81));
+      }
+      p += tb; a += 64; sd += sstep;
+    }
+    const o = out + (<usize>r << 2);
+    const os = outStride << 2;
+    store<f32>(o, <f32>f64x2.extract_lane(acc0, 0));
+    store<f32>(o + os, <f32>f64x2.extract_lane(acc0, 1));
+    if (T0 > 2) store<f32>(o + 2 * os, <f32>f64x2.extract_lane(acc1, 0));
+    if (T0 > 3) store<f32>(o + 3 * os, <f32>f64x2.extract_lane(acc1, 1));
+    const o1 = o + <usize>T0 * os;
+    if (T1 > 0) store<f32>(o1, <f32>f64x2.extract_lane(acc2, 0));
+    if (T1 > 1) store<f32>(o1 + os, <f32>f64x2.extract_lane(acc2, 1));
+    if (T1 > 2) store<f32>(o1 + 2 * os, <f32>f64x2.extract_lane(acc3, 0));
+    if (T1 > 3) store<f32>(o1 + 3 * os, <f32>f64x2.extract_lane(acc3, 1));
+  }
+}
+
+@inline function fewT(kind: i32, T: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, outStride: usize): void {
+  switch (T) {
+    case 2: few32(kind, 2, 0, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 3: few32(kind, 3, 0, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 4: few32(kind, 4, 0, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 5: few32(kind, 3, 2, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 6: few32(kind, 4, 2, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 7: few32(kind, 4, 3, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    default: few32(kind, 4, 4, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+  }
+}
+
+/** most tokens matmulFew takes at once */
+export const FEW_MAX: i32 = 8;
+
+/**
+ * Tokens [0, T) (2 <= T <= FEW_MAX) for rows [r0, r1) with the weights unpacked once per block for
+ * all of them (32-element block types); out/act as matmul's. False (nothing written) when it does
+ * not apply (another type, or the slot too small).
  */
 export function matmulFew(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
   act: usize, actRowBytes: i32, T: i32, out: usize, outStride: i32): bool {
-  if (T < 2 || T > 4) return false;
+  if (T < 2 || T > FEW_MAX) return false;
   switch (type) {
     case Q4_0: case Q8_0: case IQ4_NL: case Q5_0: case Q4_1: case Q5_1: break;
     default: return false;
   }
   const nb = nIn >> 5;
   const P = prep32Bytes(nb);
-  if (PREP + <usize>T * P > slotBytes()) return false;
+  const side = PREP + <usize>T * P;
+  if (side + <usize>nb * 2 * FSIDE > slotBytes()) return false;
   const s = slot + PREP;
   const q81 = type == Q4_1 || type == Q5_1;
   for (let t = 0; t < T; t++) prep32(act + <usize>t * <usize>actRowBytes, nb, s + <usize>t * P, q81);
+  fewSide(type, T, T == 5 ? 3 : min(T, 4), s, P, nb, slot + side);
   consts(slot);
-  const rb = <usize>rowBytes, os = <usize>outStride;
+  const rb = <usize>rowBytes, os = <usize>outStride, sd = slot + side;
   switch (type) {
-    case Q4_0: multiT(Q4_0, T, w, rb, nb, r0, r1, s, P, out, os); break;
-    case Q8_0: multiT(Q8_0, T, w, rb, nb, r0, r1, s, P, out, os); break;
-    case IQ4_NL: multiT(IQ4_NL, T, w, rb, nb, r0, r1, s, P, out, os); break;
-    case Q5_0: multiT(Q5_0, T, w, rb, nb, r0, r1, s, P, out, os); break;
-    case Q4_1: multiT(Q4_1, T, w, rb, nb, r0, r1, s, P, out, os); break;
-    case Q5_1: multiT(Q5_1, T, w, rb, nb, r0, r1, s, P, out, os); break;
+    case Q4_0: fewT(Q4_0, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q8_0: fewT(Q8_0, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case IQ4_NL: fewT(IQ4_NL, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q5_0: fewT(Q5_0, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q4_1: fewT(Q4_1, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q5_1: fewT(Q5_1, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
   }
   return true;
 }

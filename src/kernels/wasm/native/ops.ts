@@ -36,6 +36,9 @@ export function expF64(x: f64): f64 {
   let k: i32 = 0;
   if (ax > 0x3fd62e42) { // |x| > ln2/2
     if (ax < 0x3ff0a2b2) { // |x| < 1.5 ln2
+      // V8's Math.exp (fdlibm with this one exception) returns Math.E for 1, which the reduction
+      // below gets one bit wrong: with it, every float32 argument gives Math.exp's result
+      if (x == 1.0) return 2.718281828459045;
       if (neg) { hi = x + LN2_HI; lo = -LN2_LO; k = -1; } else { hi = x - LN2_HI; lo = LN2_LO; k = 1; }
     } else {
       k = <i32>(INV_LN2 * x + (neg ? -0.5 : 0.5));
@@ -310,6 +313,28 @@ export function attention(
       const op = out + (qo << 2);
       for (let d = 0; d < headDim; d++) store<f32>(op + (<usize>d << 2), <f32>load<f64>(acc + (<usize>d << 3)));
     }
+  }
+  return 0;
+}
+
+/**
+ * attention for rows of several sequences at once: units u0 <= u < u1 of (token t, head h), u =
+ * t·nHead + h; token t's K and V caches at the u32 pair kv + 8t. Arguments otherwise as attention's.
+ */
+export function attentionRows(
+  q: usize, nTok: i32, pos: usize, kv: usize, kvF16: i32,
+  nHead: i32, nHeadKv: i32, headDim: i32, out: usize, scratch: usize, u0: i32, u1: i32,
+): i32 {
+  const row = <usize>(nHead * headDim) << 2;
+  let u = u0;
+  while (u < u1) {
+    const t = u / nHead;
+    const h0 = u - t * nHead;
+    const h1 = min(nHead, h0 + (u1 - u));
+    const r = attention(q + <usize>t * row, 1, pos + (<usize>t << 2), <usize>load<u32>(kv + (<usize>t << 3)), <usize>load<u32>(kv + (<usize>t << 3), 4),
+      kvF16, nHead, nHeadKv, headDim, out + <usize>t * row, scratch, h0, h1);
+    if (r != 0) return r;
+    u += h1 - h0;
   }
   return 0;
 }

@@ -1,7 +1,8 @@
 /**
  * Load test for `cmx serve`: starts the server (a child process, as users run it), then C clients
  * each send streaming chat requests back to back for D seconds. Prints requests/s, generated
- * tokens/s for all clients together, and time to first token p50/p95.
+ * tokens/s for all clients together (over the whole run, and over the D-second window alone, which
+ * leaves out the requests still finishing after it), and time to first token p50/p95.
  *
  *   npm run bench:serve -- [-m MODEL] [-c CONCURRENCY] [-d SECONDS] [-n MAX_TOKENS] [-t THREADS]
  *                          [--parallel N] [--ctx N] [--url URL] [--json]
@@ -57,7 +58,11 @@ async function startChild(): Promise<{ url: string; child: ChildProcess }> {
   return { url, child };
 }
 
-interface Sample { ttftMs: number; tokens: number; ms: number }
+/** tokens: completion tokens of the request; inWindow: those streamed before the deadline (pro rata of the chunks) */
+interface Sample { ttftMs: number; tokens: number; ms: number; inWindow: number }
+
+/** end of the measuring window (performance.now() time); Infinity during the warm-up */
+let deadline = Infinity;
 
 async function oneRequest(url: string, i: number, headers: Record<string, string>): Promise<Sample> {
   const t0 = performance.now();
@@ -69,7 +74,7 @@ async function oneRequest(url: string, i: number, headers: Record<string, string
     }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  let ttft = -1, tokens = 0, buf = "";
+  let ttft = -1, tokens = 0, buf = "", chunks = 0, early = 0;
   const dec = new TextDecoder();
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     buf += dec.decode(chunk, { stream: true });
@@ -80,10 +85,14 @@ async function oneRequest(url: string, i: number, headers: Record<string, string
       if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
       const d = JSON.parse(line.slice(6)) as { choices: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } | null };
       if (ttft < 0 && d.choices[0]?.delta?.content) ttft = performance.now() - t0;
+      if (typeof d.choices[0]?.delta?.content === "string") {
+        chunks++;
+        if (performance.now() <= deadline) early++;
+      }
       if (d.usage) tokens = d.usage.completion_tokens;
     }
   }
-  return { ttftMs: ttft < 0 ? performance.now() - t0 : ttft, tokens, ms: performance.now() - t0 };
+  return { ttftMs: ttft < 0 ? performance.now() - t0 : ttft, tokens, ms: performance.now() - t0, inWindow: chunks ? (tokens * early) / chunks : 0 };
 }
 
 /** CPU seconds (user + system, all threads) of a process so far, from /proc (Linux); undefined elsewhere. */
@@ -109,7 +118,8 @@ try {
   await oneRequest(started.url, -1, headers);
   const samples: Sample[] = [];
   const cpu0 = cpuSeconds(started.child?.pid);
-  const t0 = performance.now(), deadline = t0 + D * 1000;
+  const t0 = performance.now();
+  deadline = t0 + D * 1000;
   let next = 0;
   await Promise.all(Array.from({ length: C }, async () => {
     while (performance.now() < deadline) samples.push(await oneRequest(started.url, next++, headers));
@@ -117,11 +127,15 @@ try {
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(started.child?.pid);
   const tokens = samples.reduce((a, s) => a + s.tokens, 0);
+  // steady state: the tokens streamed within the D-second window (the requests still running at
+  // its end, with fewer and fewer clients, are left out)
+  const windowTokens = samples.reduce((a, s) => a + s.inWindow, 0);
   // the server's CPU time over its threads: what the wall time would be with the cores to itself
   const cpuWall = cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / threads : undefined;
   const r = {
     model: values.url ?? model, concurrency: C, parallel, threads, maxTokens: N, seconds: +wall.toFixed(2), requests: samples.length,
     requestsPerSecond: +(samples.length / wall).toFixed(3), tokensPerSecond: +(tokens / wall).toFixed(2),
+    windowTokensPerSecond: +(windowTokens / D).toFixed(2),
     ttftP50Ms: +pct(samples.map((s) => s.ttftMs), 50).toFixed(0), ttftP95Ms: +pct(samples.map((s) => s.ttftMs), 95).toFixed(0),
     ...(cpuWall ? { serverCpuSeconds: +(cpuWall * threads).toFixed(2), tokensPerCpuWallSecond: +(tokens / cpuWall).toFixed(2) } : {}),
     cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), node: process.version,
@@ -131,6 +145,7 @@ try {
     process.stdout.write(`bench:serve  ${values.url ?? model}  (${r.cpu}, ${r.cores} cores, ${threads} threads, node ${r.node})\n`);
     process.stdout.write(`  clients ${C}, slots ${parallel}, max_tokens ${N}, ${r.seconds} s, ${r.requests} requests\n`);
     process.stdout.write(`  requests/s ${r.requestsPerSecond}   generated tokens/s (all clients) ${r.tokensPerSecond}   TTFT p50 ${r.ttftP50Ms} ms, p95 ${r.ttftP95Ms} ms\n`);
+    process.stdout.write(`  within the ${D} s window: ${r.windowTokensPerSecond} generated tokens/s (the tail of requests still running at its end left out)\n`);
     if (cpuWall) process.stdout.write(`  server CPU ${(cpuWall * threads).toFixed(1)} s over ${threads} threads: ${(tokens / cpuWall).toFixed(2)} tokens per second of ${threads}-thread CPU time (less sensitive to other load)\n`);
   }
 } finally {

@@ -4,7 +4,7 @@
 // accuracy on the held-out instructions (chat at temperature 0, judged as src/model/poem-tasks.ts
 // says), CMMLU and C-Eval (cmx eval), generation speed (npm run bench) and example conversations.
 // Writes docs/default-model/results.json and the tables between the markers of the card.
-// Usage: node scripts/default-model/evaluate.mjs [--quick]
+// Usage: node scripts/default-model/evaluate.mjs [--quick] [--render (only rewrite the card's tables from results.json)]
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -18,7 +18,8 @@ const SHIPPED = join(ROOT, "assets", "models", "chinese-mixtral-tiny-instruct.Q8
 const HELD = join(ROOT, "assets", "models", "heldout");
 const DOCS = join(ROOT, "docs", "default-model");
 const SHARED = resolve(ROOT, "..", "shared", "data");
-const { values } = parseArgs({ options: { quick: { type: "boolean" } } });
+const { values } = parseArgs({ options: { quick: { type: "boolean" }, render: { type: "boolean" } } });
+const CARD = join(ROOT, "docs", "default-model.md");
 
 /** the perplexity settings the tests recompute (src/model/builtin.test.ts) */
 export const PPL = { ctx: 256, chunks: 12 };
@@ -83,8 +84,7 @@ function mcq(model, bench) {
 
 function speed(model) {
   const r = run([join(ROOT, "dist", "bench", "bench.js"), "-m", model, "-t", "2", "-p", "128", "-n", "32", "--json"]);
-  const line = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
-  return JSON.parse(line);
+  return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).find((o) => o.engine === "chinese-mixtral");
 }
 
 async function main() {
@@ -117,6 +117,69 @@ async function main() {
   writeFileSync(join(DOCS, "results.json.tmp"), JSON.stringify(results, null, 2) + "\n");
   renameSync(join(DOCS, "results.json.tmp"), join(DOCS, "results.json"));
   process.stderr.write(`wrote ${join(DOCS, "results.json")}\n`);
+  render(results);
 }
 
-await main();
+const TASKS = {
+  write: "write a poem on a title in the asked form (4 or 8 lines of 5 or 7 characters)",
+  continue: "continue a line (one line of the same length)",
+  form: "five- or seven-character poem?",
+  count: "how many lines?",
+  author: "who wrote this poem? (memory)",
+  title: "what is its title? (memory)",
+};
+
+const pct = (r) => `${((100 * r.right) / r.total).toFixed(1)} % (${r.right}/${r.total})`;
+const esc = (t) => String(t).replace(/\|/g, "\\|").replace(/\n/g, "<br>");
+
+/** the card's tables from results (between the markers of docs/default-model.md) */
+function render(r) {
+  const L = [];
+  L.push(`Measured by \`node scripts/default-model/evaluate.mjs\` (${r.generated.slice(0, 10)}); the figures are in`, "`docs/default-model/results.json`, which the tests compare against.", "");
+  L.push("### Loss curves", "");
+  for (const [stage, title] of [["stage1-en", "1. English pre-training"], ["stage2-zh", "2. Chinese continued pre-training"], ["stage3-sft", "3. instruction tuning"]]) {
+    if (existsSync(join(DOCS, `${stage}.loss-curve.png`))) L.push(`**${title}**`, "", `![${title}: training and evaluation loss](default-model/${stage}.loss-curve.png)`, "");
+  }
+  const s = r.perplexity.settings;
+  L.push("### Perplexity on held-out text after each stage", "");
+  L.push(`\`cmx perplexity -c ${s.ctx} --chunks ${s.chunks}\` (llama.cpp's method and arithmetic) on \`assets/models/heldout/en.txt\` (Brown texts never trained on) and \`zh.txt\` (Tang poems never trained on); lower is better.`, "");
+  L.push("| stage | English PPL | Chinese PPL |", "| --- | ---: | ---: |");
+  for (const row of r.perplexity.rows) L.push(`| ${row.stage} | ${row.en.ppl.toFixed(2)} ± ${row.en.err.toFixed(2)} | ${row.zh.ppl.toFixed(2)} ± ${row.zh.err.toFixed(2)} |`);
+  L.push("");
+  const rows = r.perplexity.rows, en1 = rows.find((x) => x.stage.startsWith("1."))?.en.ppl, en2 = rows.find((x) => x.stage.startsWith("2."))?.en.ppl;
+  const zh1 = rows.find((x) => x.stage.startsWith("1."))?.zh.ppl, zh2 = rows.find((x) => x.stage.startsWith("2."))?.zh.ppl;
+  if (en1 && en2 && zh1 && zh2) {
+    L.push(`Chinese continued pre-training takes the Chinese perplexity from ${zh1.toFixed(1)} to ${zh2.toFixed(1)}; the English perplexity goes from ${en1.toFixed(1)} to ${en2.toFixed(1)} (${en2 <= en1 * 1.1 ? "kept" : `${((en2 / en1 - 1) * 100).toFixed(0)} % worse: at this size the shared embeddings and LM head trained in full move towards Chinese`}).`, "");
+  }
+  const inst = r.instructions;
+  L.push("### Held-out instructions", "");
+  L.push("Greedy answers (temperature 0, up to 80 tokens) to the 300 held-out instructions, made from poems never seen in any stage, judged as `src/model/poem-tasks.ts` says: the *form* of a written poem or continued line is checked (line count, characters per line, Chinese characters only), and the exact answer to the questions about a given poem. The memory questions ask about poems read in stage 2 and are reported apart.", "");
+  L.push("| task | right |", "| --- | ---: |");
+  for (const [k, v] of Object.entries(inst.byTask)) {
+    const [set, task] = k.split(":");
+    L.push(`| ${set === "memory" ? "memory: " : ""}${TASKS[task] ?? task} | ${pct(v)} |`);
+  }
+  L.push(`| **held-out, all tasks** | **${pct(inst.heldOut)}** |`, `| memory, all tasks | ${pct(inst.memory)} |`, "");
+  L.push("### CMMLU and C-Eval", "");
+  L.push("`cmx eval cmmlu|ceval --shots 0` (the seed's prompt and answer extraction: the letter with the highest next-token probability). Chance is 25 %; a 30M-parameter model trained on poems is, honestly, at chance.", "");
+  L.push("| benchmark | questions | accuracy | macro average over subjects |", "| --- | ---: | ---: | ---: |");
+  for (const [name, m] of [["CMMLU (test)", r.cmmlu], ["C-Eval (val)", r.ceval]]) if (m) L.push(`| ${name} | ${m.questions} | ${(100 * m.accuracy).toFixed(2)} % | ${m.macro !== undefined ? `${(100 * m.macro).toFixed(2)} %` : ""} |`);
+  L.push("");
+  const sp = r.speed;
+  L.push("### Speed", "");
+  L.push(`\`npm run bench -- -t 2 -p 128 -n 32\` on the shipped Q8_0 file: prompt ${sp.pp_tokens_per_s.toFixed(0)} tokens/s, generation ${sp.tg_tokens_per_s.toFixed(0)} tokens/s (${(1000 / sp.tg_tokens_per_s).toFixed(1)} ms/token), peak RSS ${(sp.peak_rss_bytes / 2 ** 20).toFixed(0)} MiB; ${sp.cpu ?? "2-core machine"}, ${sp.threads} threads, Node ${sp.node ?? process.version}.`, "");
+  L.push("### Example conversations", "", "Greedy, with the chat template (`cmx chat`):", "");
+  for (const c of r.conversations) L.push(`> **user:** ${esc(c.user)}<br>**model:** ${esc(c.assistant)}`, "");
+  L.push("Held-out examples (✓ right by the measure above):", "", "| task | instruction | answer | |", "| --- | --- | --- | --- |");
+  for (const e of inst.examples) L.push(`| ${e.task} | ${esc(e.instruction + (e.input ? "\n" + e.input : ""))} | ${esc(e.answer)} | ${e.right ? "✓" : "✗"} |`);
+  const card = readFileSync(CARD, "utf8");
+  const a = card.indexOf("<!-- results:start -->"), b = card.indexOf("<!-- results:end -->");
+  if (a < 0 || b < a) throw new Error(`${CARD}: the results markers are missing`);
+  const out = card.slice(0, a) + "<!-- results:start -->\n" + L.join("\n") + "\n" + card.slice(b);
+  writeFileSync(`${CARD}.tmp`, out);
+  renameSync(`${CARD}.tmp`, CARD);
+  process.stderr.write(`wrote the results into ${CARD}\n`);
+}
+
+if (values.render) render(JSON.parse(readFileSync(join(DOCS, "results.json"), "utf8")));
+else await main();

@@ -1,11 +1,13 @@
 /**
  * Generate a random-weight Mixtral GGUF for benchmarks and scale tests.
  * node dist/bench/make-model.js --preset bench|big [--type Q4_0] --out FILE
+ *   --type: a block type, or the mix Q4_K_M (Q4_K; Q6_K for output, and for attn_v and ffn_down in
+ *   the layers llama.cpp gives more bits: the first and last eighth, and every third in between)
  *   bench: dim 1024, 8 layers, 16/4 heads, 8 experts top-2, ffn 2816 (the reference BENCH preset)
  *   big:   a model over 5 GiB (F32 by default) to prove models larger than one WebAssembly memory
  */
 import { parseArgs } from "node:util";
-import { typeByName } from "../quant/format.js";
+import { GgmlType, typeByName } from "../quant/format.js";
 import { loadSpmModel } from "../tokenizer/from-spm-model.js";
 import { TOKENIZER_V1 } from "../model/default-model.js";
 import { writeSyntheticModel, type SyntheticSpec } from "../model/synthetic.js";
@@ -19,11 +21,21 @@ const PRESETS: Record<string, Omit<SyntheticSpec, "type" | "name">> = {
 const { values } = parseArgs({ options: { preset: { type: "string" }, type: { type: "string" }, out: { type: "string" } } });
 const preset = PRESETS[values.preset ?? "bench"];
 if (!preset || !values.out) {
-  process.stderr.write("usage: node dist/bench/make-model.js --preset bench|big [--type Q4_0] --out FILE\n");
+  process.stderr.write("usage: node dist/bench/make-model.js --preset bench|big [--type Q4_0|Q4_K_M|...] --out FILE\n");
   process.exit(2);
 }
-const fmt = typeByName(values.type ?? (values.preset === "big" ? "F32" : "Q4_0"));
+const mix = values.type?.toUpperCase() === "Q4_K_M";
+const fmt = typeByName(mix ? "Q4_K" : values.type ?? (values.preset === "big" ? "F32" : "Q4_0"));
 if (!fmt) { process.stderr.write(`unknown type ${values.type}\n`); process.exit(2); }
+/** Q4_K_M: Q6_K for output, and attn_v / ffn_down where llama.cpp's use_more_bits holds */
+function q4kmType(name: string): GgmlType | undefined {
+  if (name === "output.weight") return GgmlType.Q6_K;
+  const m = /^blk\.(\d+)\.(attn_v|ffn_down)/.exec(name);
+  if (!m) return undefined;
+  const i = Number(m[1]), n = preset!.nLayer;
+  return i < n / 8 || i >= (7 * n) / 8 || (i - Math.floor(n / 8)) % 3 === 2 ? GgmlType.Q6_K : undefined;
+}
 const t0 = performance.now();
-writeSyntheticModel(values.out, { ...preset, type: fmt.type, name: `random-mixtral-${values.preset ?? "bench"}-${fmt.name}`, std: 0.02 }, loadSpmModel(TOKENIZER_V1));
+const name = `random-mixtral-${values.preset ?? "bench"}-${mix ? "Q4_K_M" : fmt.name}`;
+writeSyntheticModel(values.out, { ...preset, type: fmt.type, name, std: 0.02, tensorType: mix ? q4kmType : undefined }, loadSpmModel(TOKENIZER_V1));
 process.stderr.write(`wrote ${values.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -32,6 +32,8 @@ export interface SyntheticSpec {
   hfInit?: boolean;
   /** standard deviation of token_embd and output (default 1, or std with hfInit) */
   embdStd?: number;
+  /** the type of one tensor (by name) when not `type`, for mixes such as Q4_K_M */
+  tensorType?: (name: string) => GgmlType | undefined;
 }
 
 /** Small fast PRNG (mulberry32) with Box-Muller normals. */
@@ -107,7 +109,7 @@ export function writeSyntheticModel(path: string, spec: SyntheticSpec, vocab: Vo
   // generation is the order of the list, so the file is deterministic.
   const mat = (name: string, dims: number[], type = spec.type, s = std): void => {
     tensors.push({
-      name, dims, type,
+      name, dims, type: (type = spec.tensorType?.(name) ?? type),
       data: () => {
         const n = dims.reduce((a, b) => a * b, 1);
         const x = rng.fill(n, s);

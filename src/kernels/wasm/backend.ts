@@ -16,10 +16,11 @@
  *   k.matmul(type, w, rowBytes(type, nIn), nIn, 0, nOut, act, k.actRowBytes(dt, nIn), nTok, out, nOut);
  *   k.f32(out, nOut * nTok);
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
 import { UnsupportedError } from "../../errors.js";
 import { GgmlType, blockFormat, typeName } from "../../quant/format.js";
 import { isSupported, vecDot } from "../../quant/index.js";
@@ -27,6 +28,44 @@ import { IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID }
 
 /** The compiled kernels, next to this file after the build. */
 export const WASM_PATH = fileURLToPath(new URL("./kernels.wasm", import.meta.url));
+/**
+ * The same kernels built with relaxed SIMD (asc --enable relaxed-simd): the quantized products of
+ * unsigned sub-8-bit weights use i16x8.relaxed_dot_i8x16_i7x16_s. Used where the engine validates it.
+ */
+export const WASM_RELAXED_PATH = fileURLToPath(new URL("./kernels-relaxed.wasm", import.meta.url));
+
+let chosenPath: string | undefined;
+
+/**
+ * Which kernel build this process uses (decided once): the relaxed-SIMD one when it was built, the
+ * engine validates it and CMX_WASM_RELAXED is not 0, else the SIMD128 one. Node 20 (V8 11.3) has
+ * relaxed SIMD behind --experimental-wasm-relaxed-simd: the flag is turned on here, before any
+ * kernel module is compiled (V8 flags are process-wide, so worker threads see it too; a module
+ * compiled here and posted to them needs nothing more). Node 22 and later have it on by default.
+ */
+export function kernelsPath(): string {
+  if (chosenPath) return chosenPath;
+  chosenPath = WASM_PATH;
+  if (process.env.CMX_WASM_RELAXED !== "0" && existsSync(WASM_RELAXED_PATH)) {
+    const bytes = readFileSync(WASM_RELAXED_PATH);
+    let ok = WebAssembly.validate(bytes);
+    if (!ok) {
+      try {
+        v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+        ok = WebAssembly.validate(bytes);
+      } catch {
+        ok = false;
+      }
+    }
+    if (ok) chosenPath = WASM_RELAXED_PATH;
+  }
+  return chosenPath;
+}
+
+/** whether this process runs the relaxed-SIMD kernel build (kernelsPath) */
+export function kernelsRelaxed(): boolean {
+  return kernelsPath() === WASM_RELAXED_PATH;
+}
 
 /** Pages (64 KiB) a kernel memory may grow to: 65536 = 4 GiB, the wasm32 limit. */
 export const MAX_PAGES = 65536;
@@ -89,18 +128,18 @@ let compiledSync: WebAssembly.Module | undefined;
 /** The compiled kernel module (compiled once per thread; a Module can also be posted to workers). */
 export function compileKernels(): Promise<WebAssembly.Module> {
   if (compiledSync) return Promise.resolve(compiledSync);
-  return (compiled ??= readFile(WASM_PATH).then(
+  return (compiled ??= readFile(kernelsPath()).then(
     (b) => WebAssembly.compile(b).then((m) => (compiledSync = m)),
     (e: unknown) => {
       compiled = undefined;
-      throw new UnsupportedError(`WebAssembly kernels not built (${WASM_PATH}): run npm run build:wasm (${String(e)})`);
+      throw new UnsupportedError(`WebAssembly kernels not built (${kernelsPath()}): run npm run build:wasm (${String(e)})`);
     },
   ));
 }
 
 /** Synchronous variant of compileKernels (for a worker that has no Module posted to it). */
 export function compileKernelsSync(): WebAssembly.Module {
-  return (compiledSync ??= new WebAssembly.Module(readFileSync(WASM_PATH)));
+  return (compiledSync ??= new WebAssembly.Module(readFileSync(kernelsPath())));
 }
 
 /** A shared memory for the kernels: `initialPages` now, growable to 4 GiB. */

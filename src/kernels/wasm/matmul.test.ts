@@ -330,3 +330,8 @@ test("activation quantizers reproduce llama.cpp's reference activations", { skip
   }
   k.reset(mark);
 });
+
+test("the relaxed-SIMD kernel build is used unless CMX_WASM_RELAXED=0 (Node 20: after turning its V8 flag on)", async () => {
+  const { kernelsRelaxed } = await import("./backend.js");
+  assert.equal(kernelsRelaxed(), process.env.CMX_WASM_RELAXED !== "0");
+});

@@ -91,3 +91,29 @@ export function f32ToBf16(x: f32): u32 {
 @inline export function ihi64(i: v128): v128 {
   return f64x2.convert_low_i32x4_s(i32x4.shuffle(i, i, 2, 3, 2, 3));
 }
+
+// ---- relaxed SIMD (the kernels-relaxed.wasm build: asc --enable relaxed-simd) ----
+
+/** whether this build may use relaxed SIMD (a compile-time constant: the other branch is not compiled) */
+export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
+
+/**
+ * i16x8.relaxed_dot_i8x16_i7x16_s: lane i = a[2i]·b[2i] + a[2i+1]·b[2i+1], a signed bytes, b bytes
+ * below 128 (then every engine gives the same, exact result: |lane| <= 2·128·127 fits i16).
+ * Only called under `if (RELAXED)`. (Not the i32x4 ..._add_s form: Node 20's V8 computes that one
+ * wrongly in its baseline compiler, Liftoff: twice the dot product and no accumulator.)
+ */
+@inline export function rdot(a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(a, b);
+  return unreachable();
+}
+
+/** Σ over 16 bytes a (i8) times b (0..127) as i32x4 partial sums */
+@inline export function rdot16(a: v128, b: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(rdot(a, b));
+}
+
+/** Σ over 32 bytes a0, a1 (i8) times b0, b1 (0..63, so that the i16 sum cannot overflow) as i32x4 partial sums */
+@inline export function rdot32(a0: v128, b0: v128, a1: v128, b1: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(rdot(a0, b0), rdot(a1, b1)));
+}

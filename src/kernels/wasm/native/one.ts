@@ -16,7 +16,7 @@
 // lanes, then scaled) and the float64 accumulation is the reference's, term for term, so results
 // are bit-identical.
 
-import { hi64, ihi64, ilo64, lo64 } from "./common";
+import { RELAXED, hi64, ihi64, ilo64, lo64, rdot16, rdot32 } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { k4Scales, q3Scales } from "./matmul-k";
 import { hsum4 } from "./common";
@@ -55,9 +55,14 @@ const C_M04: usize = 144;
 
 /**
  * A Q8_0 (q81 false) or Q8_1 activation row at a (nb blocks) to dst: per block A0..A3 (i16x8 each,
- * 64 bytes), then d as f64 per block, then per block Σq (i32, Q8_0) or s as f64 (Q8_1).
+ * 64 bytes), or with raw the 32 bytes as they are (32 bytes: the relaxed kernels), then d as f64
+ * per block, then per block Σq (i32, Q8_0) or s as f64 (Q8_1).
  */
-function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
+function prep32(a: usize, nb: i32, dst: usize, q81: bool, raw: bool): void {
+  if (RELAXED && raw) {
+    prep32Raw(a, nb, dst, q81);
+    return;
+  }
   const dd = dst + (<usize>nb << 6), xd = dd + (<usize>nb << 3);
   const tab = f16Table();
   const qo: usize = q81 ? 4 : 2;
@@ -81,6 +86,57 @@ function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
     }
     a += bytes;
   }
+}
+
+/** prep32 with raw: the bytes as they are, 32 per block */
+function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
+  const dd = dst + (<usize>nb << 5), xd = dd + (<usize>nb << 3);
+  const tab = f16Table();
+  const qo: usize = q81 ? 4 : 2;
+  const bytes: usize = q81 ? 36 : 34;
+  for (let b = 0; b < nb; b++) {
+    const v0 = v128.load(a + qo), v1 = v128.load(a + qo, 16);
+    const o = dst + (<usize>b << 5);
+    v128.store(o, v0);
+    v128.store(o, v1, 16);
+    store<f64>(dd + (<usize>b << 3), <f64>load<f32>(tab + (<usize>load<u16>(a) << 2)));
+    if (q81) {
+      store<f64>(xd + (<usize>b << 3), <f64>load<f32>(tab + (<usize>load<u16>(a, 2) << 2)));
+    } else {
+      const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v0), i16x8.extadd_pairwise_i8x16_s(v1)));
+      const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+      store<i32>(xd + (<usize>b << 2), i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1));
+    }
+    a += bytes;
+  }
+}
+
+/** whether the relaxed kernels take a 32-element block type: unsigned weights below 128 (not Q8_0, IQ4_NL) */
+@inline function rx32(kind: i32): bool {
+  return RELAXED && (kind == Q4_0 || kind == Q4_1 || kind == Q5_0 || kind == Q5_1);
+}
+
+/** log2 of a prepared block's bytes: 32 raw bytes (relaxed) or 64 widened */
+@inline function abShift(kind: i32): usize {
+  return rx32(kind) ? 5 : 6;
+}
+
+// The weight bytes of a Q4_0/Q4_1/Q5_0/Q5_1 block in element order for the relaxed dot with the
+// raw activation bytes: wLo elements 0..15, wHi 16..31 (0..15, or 0..31 with the fifth bits), from
+// the block's nibbles (wq) and for Q5 its fifth bits (wqh).
+@inline function wq(kind: i32, p: usize): v128 {
+  return v128.load(p + <usize>(kind == Q4_0 ? 2 : kind == Q5_0 ? 6 : kind == Q4_1 ? 4 : 8));
+}
+@inline function wqh(kind: i32, p: usize): v128 {
+  return kind == Q5_0 || kind == Q5_1 ? i32x4.splat(load<u32>(p + <usize>(kind == Q5_0 ? 2 : 4))) : i32x4.splat(0);
+}
+@inline function wLo(kind: i32, q: v128, qh: v128, c: usize): v128 {
+  const x = v128.and(q, v128.load(c, C_M8));
+  return kind == Q5_0 || kind == Q5_1 ? v128.or(x, v128.and(qhMaskLo(qh), v128.load(c, C_M10))) : x;
+}
+@inline function wHi(kind: i32, q: v128, qh: v128, c: usize): v128 {
+  const x = v128.and(i16x8.shr_u(q, 4), v128.load(c, C_M8));
+  return kind == Q5_0 || kind == Q5_1 ? v128.or(x, v128.and(qhMaskHi(qh), v128.load(c, C_M10))) : x;
 }
 
 /** the f16 scales at byte off of four rows as f32x4, via the table */
@@ -122,6 +178,10 @@ function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
 
 /** one row's integer block sum (before the Q4_0/Q5_0 offset), kind a constant; c: the constants */
 @inline function row32(kind: i32, p: usize, a: usize, c: usize): v128 {
+  if (rx32(kind)) {
+    const q = wq(kind, p), qh = wqh(kind, p);
+    return rdot32(v128.load(a), wLo(kind, q, qh, c), v128.load(a, 16), wHi(kind, q, qh, c));
+  }
   if (kind == Q4_0 || kind == Q4_1) {
     const q = v128.load(p + <usize>(kind == Q4_0 ? 2 : 4));
     const m = v128.load(c, C_M16);
@@ -155,7 +215,7 @@ function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
   const c = s - PREP;
   const q81 = kind == Q4_1 || kind == Q5_1;
   const tb: usize = kind == Q8_0 ? 34 : kind == Q5_0 ? 22 : kind == Q4_1 ? 20 : kind == Q5_1 ? 24 : 18;
-  const dd = s + (<usize>nb << 6), xd = dd + (<usize>nb << 3);
+  const dd = s + (<usize>nb << abShift(kind)), xd = dd + (<usize>nb << 3);
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
     let p0 = w + <usize>r * rb;
@@ -189,7 +249,7 @@ function prep32(a: usize, nb: i32, dst: usize, q81: bool): void {
       }
       acc01 = f64x2.add(acc01, t01);
       acc23 = f64x2.add(acc23, t23);
-      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += 64;
+      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += <usize>1 << abShift(kind);
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
@@ -336,7 +396,7 @@ const FSIDE: usize = 96;
  */
 function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: usize): void {
   const ng = T > T0 ? 2 : 1;
-  const ddo = <usize>nb << 6, xdo = ddo + (<usize>nb << 3);
+  const ddo = <usize>nb << abShift(kind), xdo = ddo + (<usize>nb << 3);
   const q81 = kind == Q4_1 || kind == Q5_1;
   const sh = kind == Q4_0 ? 3 : kind == Q5_0 ? 4 : 0;
   for (let b = 0; b < nb; b++) {
@@ -382,6 +442,7 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
 
 /** the T (<= 4) block sums of group tokens at a, a + P, ... as i32 lanes (offset correction applied) */
 @inline function groupSums(kind: i32, T: i32, p: usize, a: usize, P: usize, c: usize, sd: usize): v128 {
+  if (rx32(kind)) return groupSumsRelaxed(kind, T, p, a, P, c, sd);
   let w0 = i32x4.splat(0), w1 = w0, w2 = w0, w3 = w0;
   if (kind == Q4_0 || kind == Q4_1) {
     const q = v128.load(p + <usize>(kind == Q4_0 ? 2 : 4));
@@ -432,6 +493,27 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
   return r;
 }
 
+/** groupSums of the relaxed kernels: the weight bytes as they are, raw activation bytes */
+@inline function groupSumsRelaxed(kind: i32, T: i32, p: usize, a: usize, P: usize, c: usize, sd: usize): v128 {
+  const q = wq(kind, p), qh = wqh(kind, p);
+  const lo = wLo(kind, q, qh, c), hi = wHi(kind, q, qh, c);
+  let r = i32x4.splat(0);
+  if (T == 2) {
+    const x0 = fence(c, rdot32(v128.load(a), lo, v128.load(a, 16), hi));
+    const x1 = fence(c, rdot32(v128.load(a + P), lo, v128.load(a + P, 16), hi));
+    const t = i32x4.add(i32x4.shuffle(x0, x1, 0, 4, 1, 5), i32x4.shuffle(x0, x1, 2, 6, 3, 7));
+    r = i32x4.add(t, i32x4.shuffle(t, t, 2, 3, 0, 1));
+  } else {
+    const x0 = fence(c, rdot32(v128.load(a), lo, v128.load(a, 16), hi));
+    const x1 = fence(c, rdot32(v128.load(a + P), lo, v128.load(a + P, 16), hi));
+    const x2 = fence(c, rdot32(v128.load(a + 2 * P), lo, v128.load(a + 2 * P, 16), hi));
+    const x3 = T > 3 ? fence(c, rdot32(v128.load(a + 3 * P), lo, v128.load(a + 3 * P, 16), hi)) : i32x4.splat(0);
+    r = hsum4(x0, x1, x2, x3);
+  }
+  if (kind == Q4_0 || kind == Q5_0) r = i32x4.sub(r, v128.load(sd, 32));
+  return r;
+}
+
 /**
  * 32-element block types, T0 + T1 (2..8) tokens, one row at a time: token t's prepared row at
  * s + t·P, its outputs at out + 4·t·outStride. Tokens [0, T0) form the first group (2..4), the
@@ -461,7 +543,7 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
         acc2 = f64x2.add(acc2, fewLo(i1, dw, mw, sd + FSIDE, q81));
         if (T1 > 2) acc3 = f64x2.add(acc3, fewHi(i1, dw, mw, sd + FSIDE, q81));
       }
-      p += tb; a += 64; sd += sstep;
+      p += tb; a += <usize>1 << abShift(kind); sd += sstep;
     }
     const o = out + (<usize>r << 2);
     const os = outStride << 2;
@@ -510,7 +592,8 @@ export function matmulFew(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
   if (side + <usize>nb * 2 * FSIDE > slotBytes()) return false;
   const s = slot + PREP;
   const q81 = type == Q4_1 || type == Q5_1;
-  for (let t = 0; t < T; t++) prep32(act + <usize>t * <usize>actRowBytes, nb, s + <usize>t * P, q81);
+  const raw = RELAXED && type != Q8_0 && type != IQ4_NL;
+  for (let t = 0; t < T; t++) prep32(act + <usize>t * <usize>actRowBytes, nb, s + <usize>t * P, q81, raw);
   fewSide(type, T, T == 5 ? 3 : min(T, 4), s, P, nb, slot + side);
   consts(slot);
   const rb = <usize>rowBytes, os = <usize>outStride, sd = slot + side;
@@ -541,7 +624,9 @@ function consts(slot: usize): void {
 // Prepared super-block (KSB bytes): for each group g of 16 elements (g = 0..15) the even elements
 // (lanes i = element 16g + 2i) at 32g and the odd ones at 32g + 16, as i16; then the Q8_K block
 // sums of pairs of groups (bsum[2p] + bsum[2p+1], i16x8) at 512 and the 16 block sums at 528.
-// d (f64) per super-block follows all super-blocks.
+// d (f64) per super-block follows all super-blocks. The relaxed build (every K-quant's weights are
+// unsigned and below 128) keeps the 256 activation bytes as they are at [0, 256) instead of the
+// groups' even and odd elements.
 
 const KSB: usize = 576;
 
@@ -549,10 +634,14 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   const dd = dst + <usize>nbK * KSB;
   for (let B = 0; B < nbK; B++) {
     const o = dst + <usize>B * KSB;
-    for (let g: usize = 0; g < 16; g++) {
-      const v = v128.load(a + 4 + (g << 4));
-      v128.store(o + (g << 5), i16x8.shr_s(i16x8.shl(v, 8), 8));
-      v128.store(o + (g << 5), i16x8.shr_s(v, 8), 16);
+    if (RELAXED) {
+      for (let g: usize = 0; g < 256; g += 16) v128.store(o + g, v128.load(a + 4 + g));
+    } else {
+      for (let g: usize = 0; g < 16; g++) {
+        const v = v128.load(a + 4 + (g << 4));
+        v128.store(o + (g << 5), i16x8.shr_s(i16x8.shl(v, 8), 8));
+        v128.store(o + (g << 5), i16x8.shr_s(v, 8), 16);
+      }
     }
     const b0 = v128.load(a, 260), b1 = v128.load(a, 276);
     // pairwise sums of the 16 i16 sums (|sum| <= 4096: no overflow)
@@ -567,6 +656,11 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 /** Σ of nibble sub-block 2j (lo) of a Q4_K row: bytes 32j..32j+31 of qs, low nibbles */
 @inline function q4kLo(p: usize, j: i32, a: usize, m: v128): v128 {
   const v0 = v128.load(p + <usize>(16 + 32 * j)), v1 = v128.load(p + <usize>(32 + 32 * j));
+  if (RELAXED) {
+    // m: u8 0x0f here; elements 64j .. 64j+31
+    const g = a + <usize>(64 * j);
+    return rdot32(v128.load(g), v128.and(v0, m), v128.load(g, 16), v128.and(v1, m));
+  }
   const g = a + <usize>(128 * j);
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(v128.and(v0, m), v128.load(g)), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v0, 8), m), v128.load(g, 16))),
@@ -576,6 +670,11 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 /** the high nibbles: sub-block 2j+1 */
 @inline function q4kHi(p: usize, j: i32, a: usize, m: v128): v128 {
   const v0 = v128.load(p + <usize>(16 + 32 * j)), v1 = v128.load(p + <usize>(32 + 32 * j));
+  if (RELAXED) {
+    // elements 64j+32 .. 64j+63
+    const g = a + <usize>(64 * j + 32);
+    return rdot32(v128.load(g), v128.and(i16x8.shr_u(v0, 4), m), v128.load(g, 16), v128.and(i16x8.shr_u(v1, 4), m));
+  }
   const g = a + <usize>(128 * j + 64);
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v0, 4), m), v128.load(g)), i32x4.dot_i16x8_s(i16x8.shr_u(v0, 12), v128.load(g, 16))),
@@ -602,6 +701,11 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 
 /** Σ of sub-block 2j + hi of a Q5_K row: nibbles of qs bytes 32j.., fifth bits from qh (j, hi constants) */
 @inline function q5kSub(p: usize, j: i32, hi: bool, a: usize, m8: v128, b10: v128, mff: v128): v128 {
+  if (RELAXED) {
+    // elements 64j (+32 for hi) .. +31: both halves (u) summed in i16 (0..31 values: no overflow)
+    const g = a + <usize>(64 * j + (hi ? 32 : 0));
+    return rdot32(v128.load(g), q5kBytes(p, j, hi, 0, m8, b10), v128.load(g, 16), q5kBytes(p, j, hi, 1, m8, b10));
+  }
   const g = a + <usize>(128 * j + (hi ? 64 : 0));
   let sum = i32x4.splat(0);
   for (let u = 0; u < 2; u++) {
@@ -616,6 +720,15 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
     sum = i32x4.add(sum, i32x4.add(i32x4.dot_i16x8_s(v128.and(x, mff), v128.load(gu)), i32x4.dot_i16x8_s(i16x8.shr_u(x, 8), v128.load(gu, 16))));
   }
   return sum;
+}
+
+/** the 16 five-bit values (half u) of sub-block 2j + hi of a Q5_K row, in element order */
+@inline function q5kBytes(p: usize, j: i32, hi: bool, u: i32, m8: v128, b10: v128): v128 {
+  const v = v128.load(p + <usize>(48 + 32 * j + 16 * u));
+  const h = v128.load(p + <usize>(16 + 16 * u));
+  const k = hi ? 2 * j + 1 : 2 * j;
+  const hb = v128.and(k <= 4 ? i16x8.shl(h, 4 - k) : i16x8.shr_u(h, k - 4), b10);
+  return v128.or(v128.and(hi ? i16x8.shr_u(v, 4) : v, m8), hb);
 }
 
 /** Σ_j scale_j·Σ(sub-block j) of one Q5_K row as i32 partials (sm: k4Scales) */
@@ -638,7 +751,7 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
     const k = 4 * h + j;
     x = v128.or(x, v128.and(k <= 2 ? i16x8.shl(hm, 2 - k) : i16x8.shr_u(hm, k - 2), m04));
   }
-  return group16(x, a + <usize>((8 * h + 2 * j + u) << 5), mff);
+  return groupSum(x, a, 8 * h + 2 * j + u, mff);
 }
 
 /** Σ_g sc_g·Σ(q·a over group g) of one Q2_K / Q3_K row (Q3_K: minus 4·Σ_g sc_g·bsum_g), i32 partials */
@@ -732,11 +845,17 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
   return i32x4.add(i32x4.dot_i16x8_s(v128.and(b, mff), v128.load(g)), i32x4.dot_i16x8_s(i16x8.shr_u(b, 8), v128.load(g, 16)));
 }
 
+/** Σ of group g (0..15) of a prepared super-block at a times the 16 weight bytes b (element order, 0..127) */
+@inline function groupSum(b: v128, a: usize, g: i32, mff: v128): v128 {
+  if (RELAXED) return rdot16(v128.load(a + <usize>(g << 4)), b);
+  return group16(b, a + <usize>(g << 5), mff);
+}
+
 /** group 8h + 2k + u of a Q6_K row (slice (h, u), k = 0..3) */
 @inline function q6kSlice(p: usize, h: i32, u: i32, a: usize, k: i32, m8: v128, m30: v128, mff: v128): v128 {
   const ql = v128.load(p + <usize>(64 * h + 32 * (k & 1) + 16 * u));
   const qh = v128.load(p + <usize>(128 + 32 * h + 16 * u));
-  return group16(q6kBytes(ql, qh, k, m8, m30), a + <usize>((8 * h + 2 * k + u) << 5), mff);
+  return groupSum(q6kBytes(ql, qh, k, m8, m30), a, 8 * h + 2 * k + u, mff);
 }
 
 /** Σ_g sc_g·Σ(q·a over group g) - 32·Σ_g sc_g·bsum_g of one Q6_K row, as i32 partials */
@@ -774,7 +893,7 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
     let acc23 = f64x2.splat(0);
     let a = s;
     for (let B = 0; B < nbK; B++) {
-      const m = v128.load(c, C_M16);
+      const m = v128.load(c, RELAXED ? C_M8 : C_M16);
       const bs2 = v128.load(a, 512);
       // one row at a time; a store after each keeps V8 from interleaving (and spilling) rows
       const sm0 = k4Scales(p0);
@@ -851,7 +970,7 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
   const nb = nIn >> 5;
   switch (type) {
     case Q4_0: case Q8_0: case IQ4_NL: case Q5_0: case Q4_1: case Q5_1: {
-      prep32(act, nb, s, type == Q4_1 || type == Q5_1);
+      prep32(act, nb, s, type == Q4_1 || type == Q5_1, RELAXED && type != Q8_0 && type != IQ4_NL);
       consts(slot);
       break;
     }

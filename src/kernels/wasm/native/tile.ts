@@ -22,7 +22,7 @@
 // base (1024), which no data segment and no allocation ever touches. Without a descriptor or a
 // free slot the caller runs the plain four-row kernels instead (same results).
 
-import { f16ToF32, f16x4ToF32x4 } from "./common";
+import { RELAXED, f16ToF32, f16x4ToF32x4, hsum4, rdot } from "./common";
 import { k4Scales, q3Scales } from "./matmul-k";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { iqBytes, isIQ, unpackIQ } from "./matmul-iq";
@@ -146,11 +146,29 @@ export function releaseSlot(slot: usize): void {
 }
 
 /**
+ * The relaxed kernels' A4 of a 32-element block: vector k (0..7) holds the element quad
+ * 4k..4k+3 of each of the four tokens (i8, as they are); 128 bytes. Returns the four tokens' Σq.
+ */
+@inline function prepBlockR(q0: usize, q1: usize, q2: usize, q3: usize, dst: usize): v128 {
+  const a0 = v128.load(q0), b0 = v128.load(q1), c0 = v128.load(q2), d0 = v128.load(q3);
+  transposeStore(a0, b0, c0, d0, dst);
+  const a1 = v128.load(q0, 16), b1 = v128.load(q1, 16), c1 = v128.load(q2, 16), d1 = v128.load(q3, 16);
+  transposeStore(a1, b1, c1, d1, dst + 64);
+  return hsum4(bsum32(a0, a1), bsum32(b0, b1), bsum32(c0, c1), bsum32(d0, d1));
+}
+
+/** Σ of the 32 i8 lanes of x and y as i32x4 partial sums */
+@inline function bsum32(x: v128, y: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(x), i16x8.extadd_pairwise_i8x16_s(y)));
+}
+
+/**
  * Group g (of G) of a token chunk: tokens t0 .. t0+nv-1 (nv <= 4; absent lanes read zeros).
  * fam 0: Q8_0 rows (side: d as 2 f64x2), 1: Q8_1 (d, then s), 2: Q8_K (d as f32x4, then the block
- * sums as 8 pair vectors).
+ * sums as 8 pair vectors). rx: the relaxed kernels' A4 (prepBlockR, 128 bytes a block), and for
+ * fam 0 the offset correction Σq << sh (i32x4) after d.
  */
-function prepGroup(fam: i32, act: usize, arb: usize, t0: i32, nv: i32, nIn: i32, G: i32, g: i32, a4: usize, side: usize, zero: usize): void {
+function prepGroup(fam: i32, rx: bool, sh: i32, act: usize, arb: usize, t0: i32, nv: i32, nIn: i32, G: i32, g: i32, a4: usize, side: usize, zero: usize): void {
   const p0 = act + <usize>t0 * arb;
   let p1 = zero, p2 = zero, p3 = zero;
   let i1: usize = 0, i2: usize = 0, i3: usize = 0;
@@ -165,7 +183,8 @@ function prepGroup(fam: i32, act: usize, arb: usize, t0: i32, nv: i32, nIn: i32,
     for (let B = 0; B < nbK; B++) {
       for (let s = 0; s < 8; s++) {
         const o = <usize>(4 + 32 * s);
-        prepBlock(q0 + o, q1 + o, q2 + o, q3 + o, a4 + (((<usize>(8 * B + s)) * gu + gi) << 8));
+        if (RELAXED && rx) prepBlockR(q0 + o, q1 + o, q2 + o, q3 + o, a4 + (((<usize>(8 * B + s)) * gu + gi) << 7));
+        else prepBlock(q0 + o, q1 + o, q2 + o, q3 + o, a4 + (((<usize>(8 * B + s)) * gu + gi) << 8));
       }
       const sd = side + (<usize>B * gu + gi) * 144;
       let d = f32x4.splat(0);
@@ -181,10 +200,15 @@ function prepGroup(fam: i32, act: usize, arb: usize, t0: i32, nv: i32, nIn: i32,
   } else {
     const nb = nIn >> 5;
     const qo: usize = fam == 1 ? 4 : 2;
-    const sb: usize = fam == 1 ? 64 : 32;
+    const sb: usize = fam == 1 ? 64 : RELAXED && rx ? 48 : 32;
     for (let b = 0; b < nb; b++) {
       const bg = <usize>b * gu + gi;
-      prepBlock(q0 + qo, q1 + qo, q2 + qo, q3 + qo, a4 + (bg << 8));
+      if (RELAXED && rx) {
+        const sums = prepBlockR(q0 + qo, q1 + qo, q2 + qo, q3 + qo, a4 + (bg << 7));
+        if (fam == 0) v128.store(side + bg * sb, i32x4.shl(sums, sh), 32);
+      } else {
+        prepBlock(q0 + qo, q1 + qo, q2 + qo, q3 + qo, a4 + (bg << 8));
+      }
       const d = halves4(q0, q1, q2, q3, 0);
       v128.store(side + bg * sb, f64x2.promote_low_f32x4(d));
       v128.store(side + bg * sb, f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 2, 3)), 16);
@@ -609,6 +633,131 @@ function unpackK(type: i32, p: usize, dst: usize): void {
   }
 }
 
+/** n (<= 8) Q4_0/Q4_1/Q5_0/Q5_1 blocks at p as bytes (element order, no offset) at dst + 32s; d, m as unpack32's */
+function unpack32R(type: i32, p: usize, n: i32, dst: usize): void {
+  const m4 = i8x16.splat(15);
+  const q81 = type == Q4_1 || type == Q5_1;
+  const five = type == Q5_0 || type == Q5_1;
+  const qo: usize = type == Q4_0 ? 2 : type == Q4_1 ? 4 : type == Q5_0 ? 6 : 8;
+  const tb: usize = type == Q4_0 ? 18 : type == Q4_1 ? 20 : type == Q5_0 ? 22 : 24;
+  const b16 = i8x16.splat(16);
+  for (let s = 0; s < n; s++) {
+    const q = v128.load(p + qo);
+    let lo = v128.and(q, m4), hi = i8x16.shr_u(q, 4);
+    if (five) {
+      const qh = i32x4.splat(load<u32>(p + qo - 4));
+      lo = v128.or(lo, v128.and(qhMaskLo(qh), b16));
+      hi = v128.or(hi, v128.and(qhMaskHi(qh), b16));
+    }
+    const o = dst + (<usize>s << 5);
+    v128.store(o, lo);
+    v128.store(o, hi, 16);
+    store<f32>(dst + (<usize>s << 2), h2f(p), 512);
+    if (q81) store<f32>(dst + (<usize>s << 2), h2f(p, 2), 544);
+    p += tb;
+  }
+}
+
+/**
+ * rows32 of the relaxed build (Q4_0, Q4_1, Q5_0, Q5_1): four weight bytes broadcast meet the
+ * element quads of four tokens (prepBlockR) in one i16x8.relaxed_dot_i8x16_i7x16_s; the i16 sums
+ * of 16 elements (8 products a lane, |sum| <= 8·31·128) are widened to i32, the offset of
+ * Q4_0/Q5_0 is subtracted with the tokens' block sums.
+ */
+@inline function rows32R(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+  slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
+  const ws0 = slot + WS, ws1 = ws0 + WROW;
+  const acc = slot + ACC;
+  const sb: usize = q81 ? 64 : 48;
+  const bias = type == Q4_0 || type == Q5_0;
+  const gu = <usize>G;
+  for (let r = r0; r < r1; r += 2) {
+    const nr = min(2, r1 - r);
+    const p0 = w + <usize>r * rb;
+    const p1 = nr > 1 ? p0 + rb : p0;
+    zeroAcc(acc);
+    for (let c = 0; c < nb; c += 8) {
+      const n = min(8, nb - c);
+      unpack32R(type, p0 + <usize>c * tb, n, ws0);
+      unpack32R(type, p1 + <usize>c * tb, n, ws1);
+      for (let s = 0; s < n; s++) {
+        const b = c + s;
+        const ab = a4 + ((<usize>b * gu) << 7);
+        const w0 = ws0 + (<usize>s << 5), w1 = ws1 + (<usize>s << 5);
+        let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c02 = i32x4.splat(0), c03 = i32x4.splat(0);
+        let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
+        for (let h: usize = 0; h < 32; h += 16) {
+          let s00 = i16x8.splat(0), s01 = s00, s02 = s00, s03 = s00;
+          let s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+          for (let k: usize = h; k < h + 16; k += 4) {
+            const y0 = v128.load32_splat(w0 + k), y1 = v128.load32_splat(w1 + k);
+            const x0 = v128.load(ab + (k << 2));
+            s00 = i16x8.add(s00, rdot(x0, y0));
+            s10 = i16x8.add(s10, rdot(x0, y1));
+            if (G > 1) {
+              const x1 = v128.load(ab + (k << 2), 128);
+              s01 = i16x8.add(s01, rdot(x1, y0));
+              s11 = i16x8.add(s11, rdot(x1, y1));
+            }
+            if (G > 2) {
+              const x2 = v128.load(ab + (k << 2), 256);
+              s02 = i16x8.add(s02, rdot(x2, y0));
+              s12 = i16x8.add(s12, rdot(x2, y1));
+            }
+            if (G > 3) {
+              const x3 = v128.load(ab + (k << 2), 384);
+              s03 = i16x8.add(s03, rdot(x3, y0));
+              s13 = i16x8.add(s13, rdot(x3, y1));
+            }
+          }
+          c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(s00));
+          c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(s10));
+          if (G > 1) { c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(s01)); c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(s11)); }
+          if (G > 2) { c02 = i32x4.add(c02, i32x4.extadd_pairwise_i16x8_s(s02)); c12 = i32x4.add(c12, i32x4.extadd_pairwise_i16x8_s(s12)); }
+          if (G > 3) { c03 = i32x4.add(c03, i32x4.extadd_pairwise_i16x8_s(s03)); c13 = i32x4.add(c13, i32x4.extadd_pairwise_i16x8_s(s13)); }
+        }
+        const sd = side + <usize>b * gu * sb;
+        if (bias) {
+          const o0 = v128.load(sd, 32);
+          c00 = i32x4.sub(c00, o0); c10 = i32x4.sub(c10, o0);
+          if (G > 1) { const o1 = v128.load(sd + sb, 32); c01 = i32x4.sub(c01, o1); c11 = i32x4.sub(c11, o1); }
+          if (G > 2) { const o2 = v128.load(sd + 2 * sb, 32); c02 = i32x4.sub(c02, o2); c12 = i32x4.sub(c12, o2); }
+          if (G > 3) { const o3 = v128.load(sd + 3 * sb, 32); c03 = i32x4.sub(c03, o3); c13 = i32x4.sub(c13, o3); }
+        }
+        const so = <usize>s << 2;
+        const dw0 = f64x2.splat(<f64>load<f32>(ws0 + so, 512)), dw1 = f64x2.splat(<f64>load<f32>(ws1 + so, 512));
+        const mw0 = q81 ? f64x2.splat(<f64>load<f32>(ws0 + so, 544)) : dw0, mw1 = q81 ? f64x2.splat(<f64>load<f32>(ws1 + so, 544)) : dw1;
+        float32(acc, c00, dw0, sd, q81, mw0);
+        float32(acc + 128, c10, dw1, sd, q81, mw1);
+        if (G > 1) { float32(acc + 32, c01, dw0, sd + sb, q81, mw0); float32(acc + 160, c11, dw1, sd + sb, q81, mw1); }
+        if (G > 2) { float32(acc + 64, c02, dw0, sd + 2 * sb, q81, mw0); float32(acc + 192, c12, dw1, sd + 2 * sb, q81, mw1); }
+        if (G > 3) { float32(acc + 96, c03, dw0, sd + 3 * sb, q81, mw0); float32(acc + 224, c13, dw1, sd + 3 * sb, q81, mw1); }
+      }
+    }
+    storeOut(acc, out, outStride, r, nr, t0, tc);
+  }
+}
+
+function run32R(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+  slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
+  if (!RELAXED) return;
+  if (q81) {
+    switch (G) {
+      case 1: rows32R(1, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32R(2, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32R(3, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32R(4, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+    }
+  } else {
+    switch (G) {
+      case 1: rows32R(1, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32R(2, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32R(3, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32R(4, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+    }
+  }
+}
+
 function run32(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   if (q81) {
@@ -678,7 +827,9 @@ export function matmulTiled(
   }
   const nb = nIn >> 5;
   const nsb = fam == 2 ? nIn >> 8 : nb;
-  const sb: usize = fam == 0 ? 32 : fam == 1 ? 64 : 144;
+  // the relaxed kernels take the types whose weights are unsigned and below 128 (not Q8_0, IQ4_NL, IQ)
+  const rx = RELAXED && (type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1);
+  const sb: usize = fam == 0 ? (rx ? 48 : 32) : fam == 1 ? 64 : 144;
   const per = <usize>nsb * sb + <usize>nb * 256;
   let gmax = <i32>((slotBytes() - HDR - 64) / per);
   if (gmax > 4) gmax = 4;
@@ -694,8 +845,10 @@ export function matmulTiled(
     if (G > gmax) G = gmax;
     const tc = min(rem, 4 * G);
     const a4 = side + ((<usize>nsb * <usize>G * sb + 63) & ~63);
-    for (let g = 0; g < G; g++) prepGroup(fam, act, arb, t0 + 4 * g, min(4, tc - 4 * g), nIn, G, g, a4, side, zero);
+    const sh = type == Q4_0 ? 3 : type == Q5_0 ? 4 : 0;
+    for (let g = 0; g < G; g++) prepGroup(fam, rx, sh, act, arb, t0 + 4 * g, min(4, tc - 4 * g), nIn, G, g, a4, side, zero);
     if (fam == 2) runK(G, type == Q2_K || type == Q4_K || type == Q5_K, type, w, rb, tb, nIn >> 8, r0, r1, slot, a4, side, out, outStride, t0, tc);
+    else if (rx) run32R(G, fam == 1, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
     else run32(G, fam == 1, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
     t0 += tc;
   }

@@ -38,12 +38,9 @@ const Q3_K: i32 = 11;
  * The prepared rows start this far into the slot. Before them: [0, 32) takes dummy stores that pin
  * V8's instruction order (two rows, then the next two), [32, 160) holds constants the kernels load
  * (V8 would otherwise rebuild a vector constant in every loop iteration): i16 0x000f, u8 0x0f, the
- * IQ4_NL values, i16 0x00ff, u8 0x30, 0x10, 0x03, 0x04; [160, 544) is multi32's per-block scratch.
+ * IQ4_NL values, i16 0x00ff, u8 0x30, 0x10, 0x03, 0x04; [160, 576) is free.
  */
 const PREP: usize = 576;
-/** multi32: the four rows' sums per token, then the tokens' f64 accumulators */
-const ROWSUMS: usize = 160;
-const ACCS: usize = 416;
 const C_M16: usize = 32;
 const C_M8: usize = 48;
 const C_KV: usize = 64;
@@ -252,129 +249,6 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
       p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += <usize>1 << abShift(kind);
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
-  }
-}
-
-/**
- * The T token sums of one row's block (before the Q4_0/Q5_0 offset) stored at dst + 16t: the
- * weights are unpacked once for all tokens; token t's prepared block at a + t·P.
- */
-@inline function rowMulti(kind: i32, T: i32, p: usize, a: usize, P: usize, c: usize, dst: usize): void {
-  let w0 = i32x4.splat(0), w1 = w0, w2 = w0, w3 = w0;
-  if (kind == Q4_0 || kind == Q4_1) {
-    const q = v128.load(p + <usize>(kind == Q4_0 ? 2 : 4));
-    const m = v128.load(c, C_M16);
-    w0 = v128.and(q, m);
-    w1 = v128.and(i16x8.shr_u(q, 4), m);
-    w2 = v128.and(i16x8.shr_u(q, 8), m);
-    w3 = i16x8.shr_u(q, 12);
-  } else if (kind == Q8_0 || kind == IQ4_NL) {
-    let x = v128.load(p, 2), y = v128.load(p, 18);
-    if (kind == IQ4_NL) {
-      const m8 = v128.load(c, C_M8);
-      const kv = v128.load(c, C_KV);
-      y = i8x16.swizzle(kv, v128.and(i16x8.shr_u(x, 4), m8));
-      x = i8x16.swizzle(kv, v128.and(x, m8));
-    }
-    w0 = i16x8.shr_s(i16x8.shl(x, 8), 8);
-    w1 = i16x8.shr_s(i16x8.shl(y, 8), 8);
-    w2 = i16x8.shr_s(x, 8);
-    w3 = i16x8.shr_s(y, 8);
-  } else {
-    const o: usize = kind == Q5_0 ? 2 : 4;
-    const qh = i32x4.splat(load<u32>(p + o));
-    const q = v128.load(p + o, 4);
-    const m8 = v128.load(c, C_M8);
-    const mff = v128.load(c, C_MFF);
-    const b16 = i8x16.splat(16);
-    const x = v128.or(v128.and(q, m8), v128.and(qhMaskLo(qh), b16));
-    const y = v128.or(v128.and(i16x8.shr_u(q, 4), m8), v128.and(qhMaskHi(qh), b16));
-    w0 = v128.and(x, mff);
-    w1 = v128.and(y, mff);
-    w2 = i16x8.shr_u(x, 8);
-    w3 = i16x8.shr_u(y, 8);
-  }
-  // the tokens written out (T is a constant: a loop would cost V8 more than the work in it)
-  tokenSum(w0, w1, w2, w3, a, dst);
-  if (T > 1) tokenSum(w0, w1, w2, w3, a + P, dst + 16);
-  if (T > 2) tokenSum(w0, w1, w2, w3, a + 2 * P, dst + 32);
-  if (T > 3) tokenSum(w0, w1, w2, w3, a + 3 * P, dst + 48);
-}
-
-@inline function tokenSum(w0: v128, w1: v128, w2: v128, w3: v128, at: usize, dst: usize): void {
-  v128.store(dst, i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(at)), i32x4.dot_i16x8_s(w1, v128.load(at, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(at, 32)), i32x4.dot_i16x8_s(w3, v128.load(at, 48))),
-  ));
-}
-
-/** token t's float step of multi32: acc_t += isum·(d_w·d_a) [+ m_w·s_a] */
-@inline function tokenFloat(kind: i32, rs: usize, st: usize, b: i32, ddo: usize, xdo: usize, dw: v128, mw: v128, at: usize): void {
-  const q81 = kind == Q4_1 || kind == Q5_1;
-  const bo = <usize>b << 3;
-  let isum = hsum4(v128.load(rs), v128.load(rs, 64), v128.load(rs, 128), v128.load(rs, 192));
-  if (kind == Q4_0) isum = i32x4.sub(isum, i32x4.shl(v128.load32_splat(st + xdo + (<usize>b << 2)), 3));
-  if (kind == Q5_0) isum = i32x4.sub(isum, i32x4.shl(v128.load32_splat(st + xdo + (<usize>b << 2)), 4));
-  const da = v128.load64_splat(st + ddo + bo);
-  let t01 = f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da));
-  let t23 = f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da));
-  if (q81) {
-    const sa = v128.load64_splat(st + xdo + bo);
-    t01 = f64x2.add(t01, f64x2.mul(lo64(mw), sa));
-    t23 = f64x2.add(t23, f64x2.mul(hi64(mw), sa));
-  }
-  v128.store(at, f64x2.add(v128.load(at), t01));
-  v128.store(at, f64x2.add(v128.load(at, 16), t23), 16);
-}
-
-/**
- * 32-element block types, T (2..4) tokens: rows [r0, r1); token t's prepared row at s + t·P, its
- * outputs at out + 4·t·outStride.
- */
-@inline function multi32(kind: i32, T: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, outStride: usize): void {
-  const tab = f16Table();
-  const c = s - PREP;
-  const q81 = kind == Q4_1 || kind == Q5_1;
-  const tb: usize = kind == Q8_0 ? 34 : kind == Q5_0 ? 22 : kind == Q4_1 ? 20 : kind == Q5_1 ? 24 : 18;
-  const ddo = <usize>nb << 6, xdo = ddo + (<usize>nb << 3);
-  const rs = c + ROWSUMS, acc = c + ACCS;
-  for (let r = r0; r < r1; r += 4) {
-    const nv = min(4, r1 - r);
-    let p0 = w + <usize>r * rb;
-    let p1 = nv > 1 ? p0 + rb : p0;
-    let p2 = nv > 2 ? p1 + rb : p1;
-    let p3 = nv > 3 ? p2 + rb : p2;
-    for (let t = 0; t < T; t++) {
-      v128.store(acc + (<usize>t << 5), f64x2.splat(0));
-      v128.store(acc + (<usize>t << 5), f64x2.splat(0), 16);
-    }
-    let a = s;
-    for (let b = 0; b < nb; b++) {
-      rowMulti(kind, T, p0, a, P, c, rs);
-      rowMulti(kind, T, p1, a, P, c, rs + 64);
-      rowMulti(kind, T, p2, a, P, c, rs + 128);
-      rowMulti(kind, T, p3, a, P, c, rs + 192);
-      const dw = scales4(tab, p0, p1, p2, p3, 0);
-      const mw = q81 ? scales4(tab, p0, p1, p2, p3, 2) : dw;
-      tokenFloat(kind, rs, s, b, ddo, xdo, dw, mw, acc);
-      if (T > 1) tokenFloat(kind, rs + 16, s + P, b, ddo, xdo, dw, mw, acc + 32);
-      if (T > 2) tokenFloat(kind, rs + 32, s + 2 * P, b, ddo, xdo, dw, mw, acc + 64);
-      if (T > 3) tokenFloat(kind, rs + 48, s + 3 * P, b, ddo, xdo, dw, mw, acc + 96);
-      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += 64;
-    }
-    for (let t = 0; t < T; t++) {
-      const at = acc + (<usize>t << 5);
-      const res = i32x4.shuffle(f32x4.demote_f64x2_zero(v128.load(at)), f32x4.demote_f64x2_zero(v128.load(at, 16)), 0, 1, 4, 5);
-      store4(out + ((<usize>t * outStride + <usize>r) << 2), res, nv);
-    }
-  }
-}
-
-@inline function multiT(kind: i32, T: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, outStride: usize): void {
-  switch (T) {
-    case 2: multi32(kind, 2, w, rb, nb, r0, r1, s, P, out, outStride); break;
-    case 3: multi32(kind, 3, w, rb, nb, r0, r1, s, P, out, outStride); break;
-    default: multi32(kind, 4, w, rb, nb, r0, r1, s, P, out, outStride); break;
   }
 }
 

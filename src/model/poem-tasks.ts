@@ -20,6 +20,15 @@ export interface PoemInstruction {
   output: string;
 }
 
+/**
+ * Tokens to allow for an answer: a written poem needs room (a Chinese character outside the
+ * vocabulary's pieces takes 3 byte-fallback tokens; an eight-line poem of seven characters is 64
+ * characters with its punctuation), the other answers are one line or a word.
+ */
+export function maxTokensFor(task: PoemTask): number {
+  return task === "write" ? 200 : 80;
+}
+
 const HAN = /^[\u4e00-\u9fff]+$/;
 
 /** Lines of a poem answer: split on line breaks and on the end-of-line punctuation. */

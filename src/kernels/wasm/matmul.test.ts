@@ -215,10 +215,13 @@ test("multi-token float kernel (tile-f.ts): F16, BF16, F32 bit-identical to the 
       const x = new Float32Array(nTok * nIn).map(() => g() * (u() < 0.5 ? 1 : 1e-3));
       check({ type, nIn, nOut, nTok }, w, x, `${typeName(type)} tiled ${nOut}x${nIn} nTok=${nTok}`, (i % 2) * 2, i % 3 === 1 ? 1 : 0, nTok >= (type === GgmlType.F16 ? 2 : 3));
     });
-    // rows long enough that a chunk holds fewer tokens (f64 activations of ~72 KB a token)
+    // rows long enough that the f64 activations (~72 KB a token) come in windows
     const nIn = 9001, nOut = 6, nTok = 20;
     const w = makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
     check({ type, nIn, nOut, nTok }, w, new Float32Array(nTok * nIn).map(() => g()), `${typeName(type)} tiled long rows`, 2, 1, true);
+    // activations in element windows over more than one 64-row block
+    const w2 = makeWeights(type, 70, nIn, new Float32Array(70 * nIn).map(() => g()), u);
+    check({ type, nIn, nOut: 70, nTok: 9 }, w2, new Float32Array(9 * nIn).map(() => g()), `${typeName(type)} tiled long rows, 70 rows`, 1, 3, true);
   }
 });
 

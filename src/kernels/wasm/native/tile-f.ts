@@ -5,9 +5,9 @@
 // WebAssembly has no half-float instruction: converting 8 halves to f32 costs ~20 SIMD operations,
 // more than the products themselves. The one-token kernel (matmul-f.ts dot4F16) converts each
 // weight again for every token; here each call converts its activations to float64 once (a row of
-// nIn f64 per token in the scratch slot) and, per group of four weight rows, a chunk of KC elements
-// of those rows once into an f64 panel (element k: the four rows' weights, 32 bytes), which then
-// meets every token of the call. The tile is 4 rows x 4 tokens: per element, two f64x2 loads of
+// nIn f64 per token in the scratch slot, or windows of them for long rows) and, per group of four
+// weight rows, a chunk of KC elements of those rows once into an f64 panel (element k: the four
+// rows' weights, 32 bytes), which then meets every token of the call. The tile is 4 rows x 4 tokens: per element, two f64x2 loads of
 // the panel (rows 0,1 and 2,3) and one f64 splat per token, 8 f64x2 accumulators.
 //
 // Results are bit-identical to the reference (src/quant/float-types.ts vecDot*): the products of two
@@ -25,11 +25,14 @@ const BF16: i32 = 30;
 
 /** elements of the weight panel (per group of four rows) */
 const KC: i32 = 256;
-/** slot layout: the weight panel (KC x 4 f64), the accumulators (TMAX tokens x 4 rows f64), the activations */
+/** most tokens per chunk */
+const TMAX: i32 = 64;
+/** rows per block while the activations come in windows */
+const RB: i32 = 64;
+/** slot layout: the weight panel (KC x 4 f64), the accumulators (RB rows x TMAX tokens f64), the activations */
 const PANEL: usize = 0;
 const ACCF: usize = <usize>KC * 32;
-const TMAX: i32 = 64;
-const ACTF: usize = ACCF + <usize>TMAX * 32;
+const ACTF: usize = ACCF + <usize>(RB * TMAX) * 8;
 
 /** whether the type has the float tile */
 @inline export function isFloatTile(type: i32): bool {
@@ -142,42 +145,69 @@ function tile3(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { til
 function tile2(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tile(2, pan, n, a, ast, acc); }
 function tile1(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tile(1, pan, n, a, ast, acc); }
 
-/** rows [r0, r1) for tokens t0 .. t0+tc-1, whose f64 activations are at act (stride ast) */
-@inline function rowsF(type: i32, w: usize, rb: usize, nIn: i32, r0: i32, r1: i32, slot: usize, act: usize, ast: usize,
-  tc: i32, out: usize, outStride: i32, t0: i32): void {
+/** f64 activations of tokens t0 .. t0+tc-1, elements [k0, k0+n), at af (token t at af + t·ast) */
+@inline function actWindow(type: i32, act: usize, arb: usize, t0: i32, tc: i32, k0: i32, n: i32, af: usize, ast: usize): void {
+  const off = <usize>k0 << (type == F32 ? 2 : 1);
+  for (let t = 0; t < tc; t++) actRow(type, act + <usize>(t0 + t) * arb + off, n, af + <usize>t * ast);
+}
+
+/**
+ * rows [r0, r1) for tokens t0 .. t0+tc-1. With kw >= nIn the f64 activations of whole rows are
+ * at af already; else they are converted a window of kw elements at a time, per block of RB rows
+ * (the accumulators of a block's rows stay in the slot across the windows).
+ */
+@inline function rowsF(type: i32, w: usize, rb: usize, nIn: i32, r0: i32, r1: i32, slot: usize, act: usize, arb: usize,
+  af: usize, ast: usize, kw: i32, tc: i32, out: usize, outStride: i32, t0: i32): void {
   const pan = slot + PANEL;
   const acc = slot + ACCF;
-  for (let r = r0; r < r1; r += 4) {
-    const nv = min(4, r1 - r);
-    const p0 = w + <usize>r * rb;
-    const p1 = nv > 1 ? p0 + rb : p0;
-    const p2 = nv > 2 ? p1 + rb : p1;
-    const p3 = nv > 3 ? p2 + rb : p2;
-    const z = f64x2.splat(0);
-    for (let i: usize = 0; i < (<usize>tc << 5); i += 16) v128.store(acc + i, z);
-    for (let k0 = 0; k0 < nIn; k0 += KC) {
-      const n = min(KC, nIn - k0);
-      panel(type, p0, p1, p2, p3, k0, n, pan);
-      const ak = act + (<usize>k0 << 3);
-      let t = 0;
-      for (; t + 4 <= tc; t += 4) tile4(pan, n, ak + <usize>t * ast, ast, acc + (<usize>t << 5));
-      const rest = tc - t;
-      if (rest == 3) tile3(pan, n, ak + <usize>t * ast, ast, acc + (<usize>t << 5));
-      else if (rest == 2) tile2(pan, n, ak + <usize>t * ast, ast, acc + (<usize>t << 5));
-      else if (rest == 1) tile1(pan, n, ak + <usize>t * ast, ast, acc + (<usize>t << 5));
-    }
-    for (let t = 0; t < tc; t++) {
-      const s = acc + (<usize>t << 5);
-      const lo = f32x4.demote_f64x2_zero(v128.load(s)), hi = f32x4.demote_f64x2_zero(v128.load(s, 16));
-      const res = i32x4.shuffle(lo, hi, 0, 1, 4, 5);
-      const o = out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2);
-      if (nv == 4) {
-        v128.store(o, res);
-      } else {
-        store<f32>(o, f32x4.extract_lane(res, 0));
-        if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
-        if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
+  const full = kw >= nIn;
+  const gb = <usize>tc << 5;
+  const z = f64x2.splat(0);
+  for (let b0 = r0; b0 < r1; b0 += RB) {
+    const b1 = min(r1, b0 + RB);
+    const accEnd = <usize>((b1 - b0 + 3) >> 2) * gb;
+    for (let i: usize = 0; i < accEnd; i += 16) v128.store(acc + i, z);
+    for (let w0 = 0; w0 < nIn; w0 += kw) {
+      const nw = min(kw, nIn - w0);
+      if (!full) actWindow(type, act, arb, t0, tc, w0, nw, af, ast);
+      let ag = acc;
+      for (let r = b0; r < b1; r += 4) {
+        const nv = min(4, b1 - r);
+        const p0 = w + <usize>r * rb;
+        const p1 = nv > 1 ? p0 + rb : p0;
+        const p2 = nv > 2 ? p1 + rb : p1;
+        const p3 = nv > 3 ? p2 + rb : p2;
+        for (let k0 = w0; k0 < w0 + nw; k0 += KC) {
+          const n = min(KC, w0 + nw - k0);
+          panel(type, p0, p1, p2, p3, k0, n, pan);
+          const ak = af + (<usize>(k0 - w0) << 3);
+          let t = 0;
+          for (; t + 4 <= tc; t += 4) tile4(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+          const rest = tc - t;
+          if (rest == 3) tile3(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+          else if (rest == 2) tile2(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+          else if (rest == 1) tile1(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+        }
+        ag += gb;
       }
+    }
+    let ag = acc;
+    for (let r = b0; r < b1; r += 4) {
+      const nv = min(4, b1 - r);
+      for (let t = 0; t < tc; t++) {
+        const s = ag + (<usize>t << 5);
+        const lo = f32x4.demote_f64x2_zero(v128.load(s)), hi = f32x4.demote_f64x2_zero(v128.load(s, 16));
+        const res = i32x4.shuffle(lo, hi, 0, 1, 4, 5);
+        const o = out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2);
+        if (nv == 4) {
+          v128.store(o, res);
+        } else {
+          store<f32>(o, f32x4.extract_lane(res, 0));
+          if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
+          if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
+        }
+      }
+      ag += gb;
     }
   }
 }
@@ -185,41 +215,44 @@ function tile1(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { til
 /**
  * The multi-token float matmul (arguments as matmul's, and a claimed scratch slot): tokens [0, done)
  * for rows [r0, r1); returns done, 0 when it does not apply (not a float type, fewer than minTok
- * tokens, rows too long for the slot). Tokens are taken in chunks of equal size, up to 64 (fewer for
- * long rows: a chunk's f64 activations must fit in the slot).
+ * tokens, a slot too small). Tokens are taken in chunks of equal size, up to 64; the f64
+ * activations of a chunk are converted once when whole rows of them fit in the slot, else in
+ * windows of elements (once per block of RB rows).
  */
 export function matmulTiledF(
   slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
   act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
 ): i32 {
   if (!isFloatTile(type) || nTok < minTok || nTok < 1 || r1 <= r0 || nIn <= 0) return 0;
-  // f64 activation rows, padded so that the token rows do not all fall on the same cache sets
-  const ast = (((<usize>nIn << 3) + 63) & ~(<usize>63)) + 64;
+  if (slotBytes() < ACTF + <usize>TMAX * (<usize>(KC << 3) + 64)) return 0;
   const room = slotBytes() - ACTF;
-  let cap = <i32>(room / ast);
-  if (cap > TMAX) cap = TMAX;
-  if (cap < minTok || cap < 1) return 0;
   const arb = <usize>actRowBytes;
   const rb = <usize>rowBytes;
   const af = slot + ACTF;
   let t0 = 0;
   while (nTok - t0 >= minTok && t0 < nTok) {
-    // chunks of equal size (70 tokens with cap 64: 35 and 35, not 64 and 6)
+    // chunks of equal size (70 tokens: 35 and 35, not 64 and 6)
     const rem = nTok - t0;
-    const nc = (rem + cap - 1) / cap;
+    const nc = (rem + TMAX - 1) / TMAX;
     const tc = (rem + nc - 1) / nc;
-    for (let t = 0; t < tc; t++) {
-      const src = act + <usize>(t0 + t) * arb, dst = af + <usize>t * ast;
+    // f64 activation rows (or windows), padded so that the tokens do not all fall on the same cache sets
+    let ast = (((<usize>nIn << 3) + 63) & ~(<usize>63)) + 64;
+    let kw = nIn;
+    if (<usize>tc * ast > room) {
+      kw = <i32>(((room / <usize>tc - 64) >> 3) & ~(<usize>(KC - 1)));
+      ast = (<usize>kw << 3) + 64;
+    }
+    if (kw >= nIn) {
       switch (type) {
-        case F16: actRow(F16, src, nIn, dst); break;
-        case BF16: actRow(BF16, src, nIn, dst); break;
-        default: actRow(F32, src, nIn, dst); break;
+        case F16: actWindow(F16, act, arb, t0, tc, 0, nIn, af, ast); break;
+        case BF16: actWindow(BF16, act, arb, t0, tc, 0, nIn, af, ast); break;
+        default: actWindow(F32, act, arb, t0, tc, 0, nIn, af, ast); break;
       }
     }
     switch (type) {
-      case F16: rowsF(F16, w, rb, nIn, r0, r1, slot, af, ast, tc, out, outStride, t0); break;
-      case BF16: rowsF(BF16, w, rb, nIn, r0, r1, slot, af, ast, tc, out, outStride, t0); break;
-      default: rowsF(F32, w, rb, nIn, r0, r1, slot, af, ast, tc, out, outStride, t0); break;
+      case F16: rowsF(F16, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
+      case BF16: rowsF(BF16, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
+      default: rowsF(F32, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
     }
     t0 += tc;
   }

@@ -7,8 +7,9 @@
 // weight again for every token; here each call converts its activations to float64 once (a row of
 // nIn f64 per token in the scratch slot, or windows of them for long rows) and, per group of four
 // weight rows, a chunk of KC elements of those rows once into an f64 panel (element k: the four
-// rows' weights, 32 bytes), which then meets every token of the call. The tile is 4 rows x 4 tokens: per element, two f64x2 loads of
-// the panel (rows 0,1 and 2,3) and one f64 splat per token, 8 f64x2 accumulators.
+// rows' weights, 32 bytes), which then meets every token of the call. The tile is 4 rows x 4
+// tokens: per element, two f64x2 loads of the panel (rows 0,1 and 2,3) and one f64 splat per
+// token, 8 f64x2 accumulators (wider tiles spill registers in V8 and ran slower).
 //
 // Results are bit-identical to the reference (src/quant/float-types.ts vecDot*): the products of two
 // halves, two bfloat16 or two float32 are exact in float64, and each (row, token) sum is float64 in

@@ -77,7 +77,7 @@ function cases(): Case[] {
  * output has a stride wider than nOut and rows [r0, nOut) only are computed (rows below r0 and the
  * padding must stay untouched).
  */
-function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: number, r0: number): void {
+function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: number, r0: number, exact = false): void {
   const { type, nIn, nOut, nTok } = c;
   const dt = vecDotType(type);
   const rb = rowBytes(type, nIn);
@@ -111,7 +111,7 @@ function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: nu
           continue;
         }
         const e = ref[t * nOut + r]!;
-        if (FLOAT_TYPES.includes(type)) {
+        if (FLOAT_TYPES.includes(type) && !exact) {
           const mag = magnitude(type, w, r * rb, x, t * nIn, nIn);
           const tol = 3e-7 * Math.abs(e) + 1e-13 * mag + 1e-30;
           assert.ok(Math.abs(g - e) <= tol, `${label}: t=${t} r=${r}: wasm ${g} vs reference ${e}`);
@@ -195,6 +195,33 @@ test("multi-token (tiled and few-token) kernels: token counts, chunking, row tai
       const x = new Float32Array(nTok * nIn).map(() => (extreme ? (u() < 0.5 ? -1 : 1) : g()));
       check({ type, nIn, nOut, nTok }, w, x, `${typeName(type)} ${nOut}x${nIn} nTok=${nTok}${extreme ? " extreme" : ""}`, i % 4, i % 2);
     });
+  }
+});
+
+test("multi-token float kernel (tile-f.ts): F16, BF16, F32 bit-identical to the reference where it runs (F16 from 2 tokens, BF16 and F32 from 3; 1..70 tried), row tails, long rows", () => {
+  const u = rng(16016);
+  const g = gaussian(u);
+  // token counts below the kernel's thresholds, tails of 1-3 tokens after groups of 4, more
+  // than one 64-token chunk; rows not a multiple of 4; lengths not a multiple of 4 or 8 and across
+  // the 256-element weight panels
+  const tokCounts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17, 33, 70];
+  const lens = [37, 261, 515, 1030, 13];
+  for (const type of FLOAT_TYPES) {
+    tokCounts.forEach((nTok, i) => {
+      const nIn = lens[i % lens.length]!;
+      const nOut = [5, 6, 7, 9, 13][i % 5]!;
+      const scale = [1, 1e-3, 300][i % 3]!;
+      const w = makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g() * scale), u);
+      const x = new Float32Array(nTok * nIn).map(() => g() * (u() < 0.5 ? 1 : 1e-3));
+      check({ type, nIn, nOut, nTok }, w, x, `${typeName(type)} tiled ${nOut}x${nIn} nTok=${nTok}`, (i % 2) * 2, i % 3 === 1 ? 1 : 0, nTok >= (type === GgmlType.F16 ? 2 : 3));
+    });
+    // rows long enough that the f64 activations (~72 KB a token) come in windows
+    const nIn = 9001, nOut = 6, nTok = 20;
+    const w = makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
+    check({ type, nIn, nOut, nTok }, w, new Float32Array(nTok * nIn).map(() => g()), `${typeName(type)} tiled long rows`, 2, 1, true);
+    // activations in element windows over more than one 64-row block
+    const w2 = makeWeights(type, 70, nIn, new Float32Array(70 * nIn).map(() => g()), u);
+    check({ type, nIn, nOut: 70, nTok: 9 }, w2, new Float32Array(9 * nIn).map(() => g()), `${typeName(type)} tiled long rows, 70 rows`, 1, 3, true);
   }
 });
 

@@ -8,6 +8,7 @@ import { dot4IQ4_NL, dot4Q4_0, dot4Q4_1, dot4Q5_0, dot4Q5_1, dot4Q8_0 } from "./
 import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
 import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
 import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
+import { isFloatTile, matmulTiledF } from "./tile-f";
 import { FEW_MAX, matmulFew, matmulOne, oneBytes } from "./one";
 import { dot4IQ, iqTables, isIQ } from "./matmul-iq";
 
@@ -28,6 +29,14 @@ export const Q6_K: i32 = 14;
 export const Q8_K: i32 = 15;
 export const IQ4_NL: i32 = 20;
 export const BF16: i32 = 30;
+
+/**
+ * from this many tokens on the float types take the tiled kernel (tile-f.ts; measured with
+ * speed.js: F16 gains x1.3 at 2 tokens, BF16 and F32, whose conversion is cheap, from 3)
+ */
+@inline function floatMinTok(type: i32): i32 {
+  return type == F16 ? 2 : 3;
+}
 
 /** elements per block of a weight type with a kernel here, 0 when there is none */
 export function matmulBlock(type: i32): i32 {
@@ -81,7 +90,9 @@ export function matmul(
     // below a handful of tokens (per type, measured) the few-token and one-token kernels are faster
     // where there are some: the tiled kernels' fixed cost per weight row is then too large a share
     const minTok = type == Q3_K ? 4 : type == Q6_K || type == Q5_K || type == Q2_K ? 5 : type == Q4_K ? 6 : 8;
-    done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
+    // the float types (F16, BF16, F32): weights converted to f64 once for all tokens (tile-f.ts)
+    if (isFloatTile(type)) done = matmulTiledF(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, floatMinTok(type));
+    else done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
     // 2..8 tokens at a time: weights unpacked once for all of them (32-element block types)
     while (nTok - done >= 2) {
       const n = min(FEW_MAX, nTok - done);

@@ -54,7 +54,13 @@ try { commit = execSync("git rev-parse --short HEAD", { stdio: ["ignore", "pipe"
 
 const backend = (values.backend ?? "wasm") as "wasm" | "js";
 const kvType = values["kv-type"] === "f32" ? "f32" : "f16";
-const m = loadModel(path, { backend, threads });
+/** a clear one-line error instead of a stack trace (a missing or unreadable model, llama.cpp failing) */
+function fail(e: unknown): never {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+}
+let m: ReturnType<typeof loadModel>;
+try { m = loadModel(path, { backend, threads }); } catch (e) { fail(e); }
 const c = m.model.config;
 // deterministic pseudo-random prompt tokens (skipping control and byte tokens)
 const prompt = Array.from({ length: nP }, (_, i) => 300 + ((i * 7919) % (c.nVocab - 300)));
@@ -120,11 +126,11 @@ const theirs = { pp: [] as number[], tg: [] as number[] };
 let side: LlamaSide | undefined;
 if (vs) {
   side = new LlamaSide();
-  await side.ask({ model: path, threads, nP, nG, prompt });
+  await side.ask({ model: path, threads, nP, nG, prompt }).catch(fail);
 }
 for (let r = 0; r < reps + 1; r++) {
   const o = oursOnce();
-  const l = side ? await side.ask<{ ppMs: number; tgMs: number }>({ run: true }) : undefined;
+  const l = side ? await side.ask<{ ppMs: number; tgMs: number }>({ run: true }).catch(fail) : undefined;
   if (r === 0) continue; // warm-up
   if (nP > 0) ours.pp.push(nP / (o.ppMs / 1000));
   if (nG > 0) ours.tg.push(nG / (o.tgMs / 1000));
@@ -132,7 +138,7 @@ for (let r = 0; r < reps + 1; r++) {
   if (l && nG > 0) theirs.tg.push(nG / (l.tgMs / 1000));
 }
 const oursRss = process.resourceUsage().maxRSS * 1024;
-const theirRss = side ? (await side.ask<{ peakRssBytes: number }>({ rss: true })).peakRssBytes : 0;
+const theirRss = side ? (await side.ask<{ peakRssBytes: number }>({ rss: true }).catch(fail)).peakRssBytes : 0;
 side?.close();
 
 const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : 0);

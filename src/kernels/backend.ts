@@ -12,6 +12,14 @@ export interface Backend {
   readonly threads: number;
   /** Storage for `bytes` bytes of weights that live as long as the model. */
   allocWeight(bytes: number): WeightStorage;
+  /**
+   * Whether this backend keeps matrices of `type` with nOut rows packed (Weight.packed; its
+   * kernels read them faster so). The loader then calls packMatrices on their storage once the
+   * bytes are in, and marks the weight packed.
+   */
+  packs?(type: GgmlType, nOut: number): boolean;
+  /** Pack nMat matrices of nOut rows of rowBytes bytes, stored one after the other, in place. */
+  packMatrices?(st: WeightStorage, type: GgmlType, nOut: number, nMat: number, rowBytes: number): void;
   /** Quantize activation rows x[nRows, n] for dot-product type `type`. */
   quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: number): QuantizedRows;
   /** out[t, r] = W[mat] row r . act row rows[t] (all rows when omitted). */

@@ -19,7 +19,7 @@ import { permuteRopeRows } from "../convert/permute.js";
 import { hfShape, type ParsedName } from "../io/tensor-names.js";
 import type { ModelConfig } from "../model/config.js";
 import type { ModelWeights } from "../model/weights.js";
-import { matrixOf, type Weight } from "../kernels/js/matmul.js";
+import { plainMatrix, writePlainMatrix, type Weight } from "../kernels/js/matmul.js";
 import { dequantize, quantizeWeights } from "../quant/index.js";
 import { checkAdapter, loadLoraAdapter, type LoraAdapter, type LoraPair } from "./adapter.js";
 
@@ -201,10 +201,9 @@ export function applyLoraToWeights(model: { config: ModelConfig; weights: ModelW
     }
     const w = loc.weight!;
     if (w.matrix) throw new UnsupportedError(`${w.name}: experts loaded on demand cannot be changed in place; load the model fully to apply an adapter`);
-    const { data, off } = matrixOf(w, loc.mat);
     const n = w.nOut * w.nIn;
     let x: Float32Array = new Float32Array(n);
-    dequantize(w.type, data, off, x, 0, n);
+    dequantize(w.type, plainMatrix(w, loc.mat), 0, x, 0, n);
     const nHeads = p.rule.rope === "q" ? c.nHead : p.rule.rope === "k" ? c.nHeadKv : 0;
     if (nHeads) x = permuteRopeRows(x, w.nOut, w.nIn, nHeads, false);
     if (rep) x = adapter.read(rep.key);
@@ -212,7 +211,7 @@ export function applyLoraToWeights(model: { config: ModelConfig; weights: ModelW
     if (nHeads) x = permuteRopeRows(x, w.nOut, w.nIn, nHeads, true);
     const bytes = quantizeWeights(w.type, x, w.nOut, w.nIn);
     if (bytes.length !== w.nOut * w.rowBytes) throw new ArgumentError(`internal: ${w.name} re-quantized to ${bytes.length} bytes, ${w.nOut * w.rowBytes} expected`);
-    data.set(bytes, off);
+    writePlainMatrix(w, loc.mat, bytes);
     changed.push(name);
   }
   return changed;

@@ -45,7 +45,7 @@ export class ExpertCache {
 
   constructor(
     private reader: GgufReader,
-    backend: Backend,
+    private backend: Backend,
     private nExpert: number,
     /** sources[layer][part][expert] */
     private sources: Record<Part, ExpertSource[]>[],
@@ -93,6 +93,9 @@ export class ExpertCache {
       for (const p of ["gate", "up", "down"] as Part[]) {
         const src = this.sources[layer]![p][expert]!;
         this.reader.readTensorBytes(src.tensor, src.offset, src.bytes, slot.storage[p].data.subarray(0, src.bytes));
+        // in the backend's packed layout where it has one (as the resident weights: loadWeights)
+        const nOut = src.tensor.dims[1]!;
+        if (this.backend.packs?.(src.tensor.type, nOut)) this.backend.packMatrices!(slot.storage[p], src.tensor.type, nOut, 1, src.bytes / nOut);
         this.stats.bytesRead += src.bytes;
       }
       slot.key = key;

@@ -12,8 +12,8 @@ import type { GgufReader } from "../io/gguf/reader.js";
 import type { GgufTensorInfo } from "../io/gguf/types.js";
 import { type GgmlType, typeName } from "../quant/format.js";
 import { dequantize, isSupported } from "../quant/index.js";
-import { matrixOf, type Weight } from "../kernels/js/matmul.js";
-import { JsBackend, type Backend } from "../kernels/backend.js";
+import { readRow, type Weight } from "../kernels/js/matmul.js";
+import { JsBackend, type Backend, type WeightStorage } from "../kernels/backend.js";
 import type { ModelConfig } from "./config.js";
 
 export interface LayerWeights {
@@ -67,13 +67,20 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
       throw new UnsupportedError(`${file}: tensor "${t.name}" has type ${typeName(t.type)}, which this build cannot compute with yet`);
     }
   };
-  const matrix = (name: string, nIn: number, nOut: number, nMat = 1): Weight => {
+  /** the backend's packed layout for a matrix product's weights (not for rows read one at a time) */
+  const pack = (w: Weight, st: WeightStorage): Weight => {
+    if (!backend.packs?.(w.type, w.nOut)) return w;
+    backend.packMatrices!(st, w.type, w.nOut, w.nMat, w.rowBytes);
+    return { ...w, packed: true };
+  };
+  const matrix = (name: string, nIn: number, nOut: number, nMat = 1, packed = true): Weight => {
     const t = need(name);
     checkShape(t, nMat === 1 ? [nIn, nOut] : [nIn, nOut, nMat]);
     const st = backend.allocWeight(t.nBytes);
     r.readTensorBytes(t, 0, t.nBytes, st.data);
     bytes += t.nBytes;
-    return { name, type: t.type, nIn, nOut, nMat, rowBytes: t.nBytes / (nOut * nMat), ...st };
+    const w: Weight = { name, type: t.type, nIn, nOut, nMat, rowBytes: t.nBytes / (nOut * nMat), ...st };
+    return packed ? pack(w, st) : w;
   };
   const vector = (name: string, n: number): Float32Array => {
     const t = need(name);
@@ -110,9 +117,10 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
       }
       (sources[l] ??= { gate: [], up: [], down: [] })[partOf(base)] = srcs;
       const part = partOf(base);
+      // the cache packs what it reads when the backend packs this type (ExpertCache.get)
       return {
         name: `blk.${l}.${base}_exps.weight`, type, nIn, nOut, nMat: cfg.nExpert, rowBytes: srcs[0]!.bytes / nOut,
-        data: new Uint8Array(0), matrix: (e: number) => cache!.get(l, e, part),
+        data: new Uint8Array(0), matrix: (e: number) => cache!.get(l, e, part), ...(backend.packs?.(type, nOut) ? { packed: true } : {}),
       };
     }
     if (merged) return matrix(merged.name, nIn, nOut, cfg.nExpert);
@@ -130,11 +138,12 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
     const st = backend.allocWeight(per * cfg.nExpert);
     parts.forEach((t, e) => r.readTensorBytes(t, 0, per, st.data.subarray(e * per, (e + 1) * per)));
     bytes += per * cfg.nExpert;
-    return { name: `blk.${l}.${base}_exps.weight`, type: parts[0]!.type, nIn, nOut, nMat: cfg.nExpert, rowBytes: per / nOut, ...st };
+    return pack({ name: `blk.${l}.${base}_exps.weight`, type: parts[0]!.type, nIn, nOut, nMat: cfg.nExpert, rowBytes: per / nOut, ...st }, st);
   };
 
   const { nEmbd, nVocab, nFf, headDim } = cfg;
-  const tokenEmbd = matrix("token_embd.weight", nEmbd, nVocab);
+  // the token embeddings are read a row at a time (and are the output matrix when it is tied): plain
+  const tokenEmbd = matrix("token_embd.weight", nEmbd, nVocab, 1, false);
   const output = r.tensor("output.weight") ? matrix("output.weight", nEmbd, nVocab) : tokenEmbd;
   const layers: LayerWeights[] = [];
   for (let l = 0; l < cfg.nLayer; l++) {
@@ -177,6 +186,5 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
 
 /** Dequantize one row of a matrix (e.g. a token's embedding) into out. */
 export function weightRow(w: Weight, mat: number, row: number, out: Float32Array, outOff = 0): void {
-  const m = matrixOf(w, mat);
-  dequantize(w.type, m.data, m.off + row * w.rowBytes, out, outOff, w.nIn);
+  dequantize(w.type, readRow(w, mat, row), 0, out, outOff, w.nIn);
 }

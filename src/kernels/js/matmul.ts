@@ -4,7 +4,8 @@
  * output is an integer-per-block dot product (see src/quant).
  */
 import { F16_TABLE } from "../../quant/f16.js";
-import { GgmlType, rowBytes as typeRowBytes } from "../../quant/format.js";
+import { ArgumentError } from "../../errors.js";
+import { GgmlType, blockFormat, rowBytes as typeRowBytes, typeName } from "../../quant/format.js";
 import { quantizeActivation, vecDot, vecDotType } from "../../quant/index.js";
 import { dotF16Vec, dotF32Gemm, dotF32Vec } from "./ggml.js";
 import { ggmlDot, ggmlDotSupported } from "./ggml-dot.js";
@@ -26,6 +27,88 @@ export interface Weight {
   ptr?: number;
   /** matrices loaded on demand (experts under --max-memory): the storage of matrix `mat` */
   matrix?: (mat: number) => { data: Uint8Array; shard?: number; ptr?: number };
+  /**
+   * The rows are packed (the WebAssembly backend's layout for its kernels: interleaved four at a
+   * time, block by block; see packedBlockOffset). Read and write such bytes with readRow,
+   * plainMatrix and writePlainMatrix; the reference kernels do not take them.
+   */
+  packed?: boolean;
+}
+
+/** The types whose matrices a backend may pack (the 32-element block types). */
+const PACKABLE = new Set<GgmlType>([GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL]);
+
+/** Whether a matrix of this type and row count can be packed: a packable type and a multiple of 4 rows. */
+export function canPack(type: GgmlType, nOut: number): boolean {
+  return PACKABLE.has(type) && nOut % 4 === 0;
+}
+
+/**
+ * Where block b of row r lies in a packed matrix: groups of four rows keep their 4·rowBytes bytes,
+ * inside which the rows' blocks alternate (block 0 of rows 0..3, block 1 of rows 0..3, ...).
+ */
+export function packedBlockOffset(r: number, b: number, rowBytes: number, blockBytes: number): number {
+  return (r & ~3) * rowBytes + (4 * b + (r & 3)) * blockBytes;
+}
+
+/** Bytes of one block of a packable type. */
+function blockBytesOf(type: GgmlType): number {
+  return blockFormat(type)!.typeSize;
+}
+
+/**
+ * Pack (or with unpack, unpack) nRows rows (a multiple of 4) of rowBytes bytes from src into dst
+ * (distinct arrays of the same length).
+ */
+export function packRows(type: GgmlType, src: Uint8Array, dst: Uint8Array, nRows: number, rowBytes: number, unpack = false): void {
+  const tb = blockBytesOf(type), nb = rowBytes / tb;
+  if (nRows % 4 !== 0 || !Number.isInteger(nb)) throw new ArgumentError(`internal: cannot pack ${nRows} rows of ${rowBytes} bytes of ${typeName(type)}`);
+  for (let r = 0; r < nRows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const plain = r * rowBytes + b * tb, packed = packedBlockOffset(r, b, rowBytes, tb);
+      if (unpack) dst.set(src.subarray(packed, packed + tb), plain);
+      else dst.set(src.subarray(plain, plain + tb), packed);
+    }
+  }
+}
+
+/** Row `row` of matrix `mat` in the plain layout (a view when the weight is not packed). */
+export function readRow(w: Weight, mat: number, row: number): Uint8Array {
+  const { data, off } = matrixOf(w, mat);
+  if (!w.packed) return data.subarray(off + row * w.rowBytes, off + (row + 1) * w.rowBytes);
+  const tb = blockBytesOf(w.type), nb = w.rowBytes / tb;
+  const out = new Uint8Array(w.rowBytes);
+  for (let b = 0; b < nb; b++) {
+    const o = off + packedBlockOffset(row, b, w.rowBytes, tb);
+    out.set(data.subarray(o, o + tb), b * tb);
+  }
+  return out;
+}
+
+/** The bytes of matrix `mat` in the plain layout (a copy when the weight is packed, else a view). */
+export function plainMatrix(w: Weight, mat: number): Uint8Array {
+  const { data, off } = matrixOf(w, mat);
+  const view = data.subarray(off, off + w.nOut * w.rowBytes);
+  if (!w.packed) return view;
+  const out = new Uint8Array(view.length);
+  packRows(w.type, view, out, w.nOut, w.rowBytes, true);
+  return out;
+}
+
+/** Replace matrix `mat` with these plain-layout bytes (packed on the way in when the weight is). */
+export function writePlainMatrix(w: Weight, mat: number, bytes: Uint8Array): void {
+  const { data, off } = matrixOf(w, mat);
+  if (bytes.length !== w.nOut * w.rowBytes) throw new ArgumentError(`internal: ${w.name}: ${bytes.length} bytes for a matrix of ${w.nOut * w.rowBytes}`);
+  if (!w.packed) {
+    data.set(bytes, off);
+    return;
+  }
+  packRows(w.type, bytes, data.subarray(off, off + bytes.length), w.nOut, w.rowBytes);
+}
+
+/** The reference kernels read the plain layout only. */
+function assertPlain(w: Weight): void {
+  if (w.packed) throw new ArgumentError(`internal: ${w.name} is packed for the WebAssembly kernels; the reference kernels cannot read it`);
 }
 
 /** Where matrix `mat` of a weight lives: bytes, the offset of its first row, and its wasm pointer. */
@@ -58,6 +141,7 @@ export function quantizeRows(type: GgmlType, x: Float32Array, nRows: number, n: 
 
 /** out[t, r] = W[mat] row r . act row t, for the given subset of activation rows (all when omitted). */
 export function matmulQuantized(w: Weight, mat: number, act: QuantizedRows, out: Float32Array, rows?: ArrayLike<number>): void {
+  assertPlain(w);
   const nTok = rows ? rows.length : act.nRows;
   const { data, off: base } = matrixOf(w, mat);
   const { nIn, nOut, type } = w;
@@ -104,6 +188,7 @@ export function matmulGgml(w: Weight, mat: number, act: QuantizedRows, out: Floa
     matmulQuantized(w, mat, act, out, rows);
     return;
   }
+  assertPlain(w);
   const nTok = rows ? rows.length : act.nRows;
   const { data, off: base } = matrixOf(w, mat);
   const { nIn, nOut, type } = w;

@@ -67,6 +67,9 @@ export function kernelsRelaxed(): boolean {
   return kernelsPath() === WASM_RELAXED_PATH;
 }
 
+/** The flag in a kernel's type argument that says the weight rows are packed (native/common.ts). */
+export const PACKED = 0x100;
+
 /** Pages (64 KiB) a kernel memory may grow to: 65536 = 4 GiB, the wasm32 limit. */
 export const MAX_PAGES = 65536;
 const PAGE = 65536;
@@ -75,6 +78,8 @@ const PAGE = 65536;
 export interface KernelExports {
   heapBase(): number;
   matmulBlock(type: number): number;
+  /** pack (unpack = 0) or unpack the rows of a matrix in place (native/common.ts); tmp: 4·rowBytes bytes */
+  packRows(w: number, nRows: number, rowBytes: number, blockBytes: number, tmp: number, unpack: number): number;
   matmul(type: number, w: number, rowBytes: number, nIn: number, r0: number, r1: number,
     act: number, actRowBytes: number, nTok: number, out: number, outStride: number): number;
   /** units [u0, u1) of the products described at desc (native/moe.ts); -1 when a type has no kernel */
@@ -333,6 +338,22 @@ export class WasmKernels {
 
   // ---- matmul ----
 
+  /**
+   * Pack (or unpack) the nRows rows (a multiple of 4) of rowBytes bytes at ptr in place, the
+   * layout the kernels take with PACKED in the type (src/kernels/js/matmul.ts packedBlockOffset).
+   */
+  packRows(type: GgmlType, ptr: number, nRows: number, rowBytes: number, unpack = false): void {
+    const tb = blockFormat(type)?.typeSize ?? 0;
+    const tmp = this.alloc(4 * rowBytes, 64);
+    try {
+      if (this.exports.packRows(ptr, nRows, rowBytes, tb, tmp, unpack ? 1 : 0) !== 0) {
+        throw new RangeError(`packRows: ${nRows} rows of ${rowBytes} bytes are not whole groups of four rows of ${typeName(type)} blocks`);
+      }
+    } finally {
+      this.free(tmp);
+    }
+  }
+
   /** Whether weights of this type have a WebAssembly kernel (others run the TS reference). */
   hasMatmul(type: GgmlType): boolean {
     return this.exports.matmulBlock(type) !== 0;
@@ -366,12 +387,13 @@ export class WasmKernels {
    * aligned. A type without a wasm kernel runs the TypeScript reference vecDot over the same memory.
    */
   matmul(type: GgmlType, wPtr: number, rowBytes: number, nIn: number, r0: number, r1: number,
-    actPtr: number, actRowBytes: number, nTok: number, outPtr: number, outStride: number): void {
+    actPtr: number, actRowBytes: number, nTok: number, outPtr: number, outStride: number, packed = false): void {
     const bs = blockFormat(type)?.blockSize ?? 0;
     if (bs === 0 || nIn % bs !== 0) throw new RangeError(`${typeName(type)}: row length ${nIn} is not a multiple of the block size ${bs}`);
     if ((outPtr & 3) !== 0) throw new RangeError("matmul: out must be 4-byte aligned");
     if (r1 <= r0 || nTok <= 0) return;
-    if (this.exports.matmul(type, wPtr, rowBytes, nIn, r0, r1, actPtr, actRowBytes, nTok, outPtr, outStride) === 0) return;
+    if (this.exports.matmul(type | (packed ? PACKED : 0), wPtr, rowBytes, nIn, r0, r1, actPtr, actRowBytes, nTok, outPtr, outStride) === 0) return;
+    if (packed) throw new UnsupportedError(`no WebAssembly kernel for packed ${typeName(type)} rows`);
     if (!isSupported(type)) throw new UnsupportedError(`tensor type ${typeName(type)} has no dot product`);
     const mem = new Uint8Array(this.memory.buffer);
     const out = new Float32Array(this.memory.buffer);

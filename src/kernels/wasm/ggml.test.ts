@@ -12,8 +12,8 @@ import { canQuantizeWeights, quantizeWeights, vecDotType } from "../../quant/ind
 import { gaussian, rng } from "../../quant/testing.js";
 import { attentionGgml } from "../js/attention.js";
 import { siluRow } from "../js/ggml.js";
-import { ggmlGemm, ggmlMatmulSupported, matmulGgml, quantizeRows, type GgmlPath, type Weight } from "../js/matmul.js";
-import { WasmKernels } from "./backend.js";
+import { canPack, ggmlGemm, ggmlMatmulSupported, matmulGgml, quantizeRows, type GgmlPath, type Weight } from "../js/matmul.js";
+import { PACKED, WasmKernels } from "./backend.js";
 
 const k = await WasmKernels.create();
 
@@ -43,8 +43,8 @@ function weights(type: GgmlType, nOut: number, nIn: number, u: () => number, g: 
   return out;
 }
 
-function checkMatmul(type: GgmlType, nOut: number, nIn: number, nTok: number, path: GgmlPath, u: () => number, g: () => number): void {
-  const label = `${typeName(type)} ${nOut}x${nIn} nTok=${nTok} ${path}`;
+function checkMatmul(type: GgmlType, nOut: number, nIn: number, nTok: number, path: GgmlPath, u: () => number, g: () => number, packed = false): void {
+  const label = `${packed ? "packed " : ""}${typeName(type)} ${nOut}x${nIn} nTok=${nTok} ${path}`;
   const w = weights(type, nOut, nIn, u, g);
   const x = new Float32Array(nTok * nIn).map(() => (u() < 0.05 ? 0 : g() * (u() < 0.2 ? 40 : 1)));
   const rb = rowBytes(type, nIn);
@@ -55,10 +55,11 @@ function checkMatmul(type: GgmlType, nOut: number, nIn: number, nTok: number, pa
   const mark = k.mark();
   try {
     const wp = k.put(w);
+    if (packed) k.packRows(type, wp, nOut, rb);
     const ap = k.put(act.data);
     const op = k.alloc(4 * nTok * nOut);
     const scr = k.alloc(k.exports.matmulGgmlScratchBytes(nTok), 64);
-    const rc = k.exports.matmulGgml(type, wp, rb, nIn, 0, nOut, ap, act.rowBytes, nTok, op, nOut, ggmlGemm(weight, path) ? 1 : 0, scr);
+    const rc = k.exports.matmulGgml(type | (packed ? PACKED : 0), wp, rb, nIn, 0, nOut, ap, act.rowBytes, nTok, op, nOut, ggmlGemm(weight, path) ? 1 : 0, scr);
     assert.equal(rc, 0, `${label}: no kernel`);
     const got = k.f32(op, nTok * nOut);
     for (let i = 0; i < ref.length; i++) {
@@ -90,6 +91,16 @@ test("matmulGgml: wasm equals the reference bit for bit", () => {
         if (path === "gemm" && bs === 1 && nIn % 16 !== 0) continue;
         checkMatmul(type, nOut, nIn, nTok, path, u, g);
       }
+    });
+  }
+});
+
+test("matmulGgml over packed rows (the wasm backend's load-time layout) equals the reference bit for bit", () => {
+  const u = rng(2025);
+  const g = gaussian(u);
+  for (const type of TYPES.filter((t) => canPack(t, 4))) {
+    [96, 224].forEach((nIn, i) => {
+      for (const path of ["gemm", "vec"] as const) checkMatmul(type, [4, 8][i]!, nIn, path === "gemm" ? 5 : 1, path, u, g, true);
     });
   }
 });

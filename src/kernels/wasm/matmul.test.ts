@@ -12,7 +12,7 @@ import { GgmlType, blockFormat, rowBytes, typeName } from "../../quant/format.js
 import { FORMATS, canQuantizeWeights, quantizeActivation, quantizeWeights, vecDotType } from "../../quant/index.js";
 import { gaussian, rng } from "../../quant/testing.js";
 import { REPO_ROOT, haveReference, refPath } from "../../test-util/paths.js";
-import { matmulQuantized, quantizeRows, type Weight } from "../js/matmul.js";
+import { canPack, matmulQuantized, packRows, quantizeRows, type Weight } from "../js/matmul.js";
 import { WasmKernels } from "./backend.js";
 
 const k = await WasmKernels.create();
@@ -77,7 +77,7 @@ function cases(): Case[] {
  * output has a stride wider than nOut and rows [r0, nOut) only are computed (rows below r0 and the
  * padding must stay untouched).
  */
-function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: number, r0: number, exact = false): void {
+function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: number, r0: number, exact = false, packed = false): void {
   const { type, nIn, nOut, nTok } = c;
   const dt = vecDotType(type);
   const rb = rowBytes(type, nIn);
@@ -85,6 +85,16 @@ function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: nu
   try {
     const wp = k.alloc(w.length + 16) + shift;
     k.u8(wp, w.length).set(w);
+    if (packed) {
+      // the load-time layout (native/common.ts): as the TS packRows writes it, and undone exactly
+      k.packRows(type, wp, nOut, rb);
+      const ts = new Uint8Array(w.length);
+      packRows(type, w, ts, nOut, rb);
+      assert.deepEqual(k.u8(wp, w.length), ts, `${label}: packed bytes`);
+      const back = new Uint8Array(w.length);
+      packRows(type, ts, back, nOut, rb, true);
+      assert.deepEqual(back, w, `${label}: unpacked bytes`);
+    }
     const xp = k.put(x);
     const arb = k.actRowBytes(dt, nIn);
     const ap = k.alloc(arb * nTok);
@@ -97,7 +107,7 @@ function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: nu
     const op = k.alloc(4 * stride * nTok);
     const sentinel = -12345.5;
     k.f32(op, stride * nTok).fill(sentinel);
-    k.matmul(type, wp, rb, nIn, r0, nOut, ap, arb, nTok, op, stride);
+    k.matmul(type, wp, rb, nIn, r0, nOut, ap, arb, nTok, op, stride, packed);
 
     const weight: Weight = { name: label, type, nIn, nOut, nMat: 1, rowBytes: rb, data: w };
     const ref = new Float32Array(nTok * nOut);
@@ -222,6 +232,43 @@ test("multi-token float kernel (tile-f.ts): F16, BF16, F32 bit-identical to the 
     // activations in element windows over more than one 64-row block
     const w2 = makeWeights(type, 70, nIn, new Float32Array(70 * nIn).map(() => g()), u);
     check({ type, nIn, nOut: 70, nTok: 9 }, w2, new Float32Array(9 * nIn).map(() => g()), `${typeName(type)} tiled long rows, 70 rows`, 1, 3, true);
+  }
+});
+
+test("packed rows (the load-time layout of the 32-element types): one, few and many tokens, row ranges, without the tiled kernels, bit-identical", () => {
+  const u = rng(777);
+  const g = gaussian(u);
+  const packable = QUANT_TYPES.filter((t) => canPack(t, 4));
+  assert.deepEqual(packable.map(typeName).sort(), ["IQ4_NL", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]);
+  assert.ok(!canPack(GgmlType.Q4_0, 6) && !canPack(GgmlType.Q4_K, 8) && !canPack(GgmlType.F16, 8));
+  const tokCounts = [1, 2, 3, 5, 8, 9, 17, 33];
+  for (const type of packable) {
+    tokCounts.forEach((nTok, i) => {
+      const nIn = [96, 288, 544][i % 3]!;
+      const nOut = [4, 8, 12, 16][i % 4]!;
+      const extreme = i % 3 === 2;
+      const w = extreme ? randomBlocks(type, nOut, nIn, u) : makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);
+      const x = new Float32Array(nTok * nIn).map(() => (extreme ? (u() < 0.5 ? -1 : 1) : g()));
+      // r0 1 and 5: row ranges that do not start on a group of four (the pool splits by 4, but any start works)
+      const r0 = [0, 1, 4, 5][i % 4]! % nOut;
+      check({ type, nIn, nOut, nTok }, w, x, `packed ${typeName(type)} ${nOut}x${nIn} nTok=${nTok}${extreme ? " extreme" : ""}`, i % 4, r0, false, true);
+      if (i % 2 === 0) {
+        k.setTiledMatmul(false);
+        try {
+          check({ type, nIn, nOut, nTok }, w, x, `packed ${typeName(type)} ${nOut}x${nIn} nTok=${nTok}, plain four-row kernels`, 0, r0, false, true);
+        } finally {
+          k.setTiledMatmul(true);
+        }
+      }
+    });
+  }
+  // a row count that is not a multiple of four cannot be packed
+  const mark = k.mark();
+  try {
+    const p = k.alloc(18 * 6);
+    assert.throws(() => k.packRows(GgmlType.Q4_0, p, 6, 18), /groups of four/);
+  } finally {
+    k.reset(mark);
   }
 });
 

@@ -63,6 +63,27 @@ export function f32ToBf16(x: f32): u32 {
   return ((u + (0x7fff + ((u >>> 16) & 1))) >>> 16) & 0xffff;
 }
 
+// ---- packed weights ----
+// A matrix of a 32-element block type may be stored "packed" (src/kernels/wasm-backend.ts packs at
+// load time; the caller says so with PACKED in the type argument): its rows interleaved four at a
+// time, block by block, so that the four rows a kernel walks together are one stream in memory.
+// Block b of row r is then at w + (r & ~3)·rowBytes + (4b + (r & 3))·blockBytes (a group of four
+// rows takes the same 4·rowBytes bytes as before). Only matrices with a multiple of four rows are
+// packed. Measured one thread, 14336x4096 from memory: one-token Q4_0 4.9 -> 2.3 ms, Q8_0 6.9 -> 3.4.
+
+/** the flag in a matmul type argument that says the weight rows are packed */
+export const PACKED: i32 = 0x100;
+
+/** where row r of a (packed or plain) matrix at w starts */
+@inline export function rowAt(w: usize, r: i32, rb: usize, tb: usize, pk: bool): usize {
+  return pk ? w + <usize>(r & ~3) * rb + <usize>(r & 3) * tb : w + <usize>r * rb;
+}
+
+/** bytes from one block of a row to its next */
+@inline export function blockStep(tb: usize, pk: bool): usize {
+  return pk ? tb << 2 : tb;
+}
+
 /** [Σa, Σb, Σc, Σd] of four i32x4 vectors. */
 @inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
   const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));

@@ -5,7 +5,7 @@
 // wasm lacks: fma4 computes them in float64 (the product of two floats is exact there) and
 // corrects the one case where rounding the sum to float64 first misleads the rounding to float32.
 
-import { f16ToF32, f16x4ToF32x4, f32ToF16 } from "./common";
+import { PACKED, blockStep, f16ToF32, f16x4ToF32x4, f32ToF16, rowAt } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
 
 // ggml type ids (src/quant/format.ts)
@@ -341,6 +341,8 @@ export function matmulGgml(
   type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
   act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, gemm: i32, scratch: usize,
 ): i32 {
+  const pk = (type & PACKED) != 0;
+  type &= ~PACKED;
   if (matmulGgmlSupported(type) == 0) return -1;
   const rb = <usize>rowBytes, arb = <usize>actRowBytes;
   const wq = scratch;              // i16[256]
@@ -348,6 +350,7 @@ export function matmulGgml(
   const vacc = scratch + 1024;     // 256 bytes for vecSteps
   const acc = scratch + 1280;      // per-token records
   if (type == F32 || type == F16) {
+    if (pk) return -1;
     const f16 = type == F16;
     for (let r = r0; r < r1; r++) {
       const wp = w + <usize>r * rb;
@@ -365,11 +368,13 @@ export function matmulGgml(
   const ab: usize = isK ? 292 : type == Q4_1 || type == Q5_1 ? 36 : 34;
   const pairs = type == IQ4_NL && gemm == 0;
   const q8_1 = type == Q4_1 || type == Q5_1;
+  if (pk && isK) return -1;
+  const st = blockStep(bs, pk);
   for (let r = r0; r < r1; r++) {
-    const wp = w + <usize>r * rb;
+    const wp = rowAt(w, r, rb, bs, pk);
     memory.fill(acc, 0, <usize>nTok * REC);
     for (let b = 0; b < nb; b++) {
-      const p = wp + <usize>b * bs;
+      const p = wp + <usize>b * st;
       if (isK) {
         decodeK(type, p, wq, mins);
         const d16 = type == Q6_K ? f16ToF32(load<u16>(p + 208)) : type == Q3_K ? f16ToF32(load<u16>(p + 108))

@@ -3,7 +3,7 @@
 // No data segments and no allocator here: the JavaScript side owns the (shared, imported) memory
 // above heapBase() and passes byte pointers.
 
-export { matmul, matmulBlock } from "./matmul";
+export { matmul, matmulBlock, packRows } from "./matmul";
 export { matmulUnits } from "./moe";
 export { setIqTables } from "./matmul-iq";
 export { actRowBytes, quantizeRows } from "./quantize";

@@ -2,7 +2,8 @@
 // Dot products of four weight rows with one activation row for the 32-element block types
 // (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL). The activations of a block are widened to i16 once for
 // the four rows; each block's integer sum is exact (i32x4.dot_i16x8_s), and the float64 accumulation is the reference's (src/quant/*.ts) term for term, so the
-// results are bit-identical to vecDot. Row k of the four is at pk; `a` is the activation row.
+// results are bit-identical to vecDot. Row k of the four is at pk, its blocks st bytes apart
+// (packed rows: common.ts); `a` is the activation row.
 
 import { f16ToF32, hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
 
@@ -20,7 +21,7 @@ import { f16ToF32, hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
   return dot32(v128.load(p, 2), v128.load(p, 18), a0l, a0h, a1l, a1h);
 }
 
-export function dot4Q8_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q8_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -35,7 +36,7 @@ export function dot4Q8_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));
     acc01 = f64x2.add(acc01, f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)));
     acc23 = f64x2.add(acc23, f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)));
-    p0 += 34; p1 += 34; p2 += 34; p3 += 34; a += 34;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 34;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -55,7 +56,7 @@ export function dot4Q8_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   );
 }
 
-export function dot4Q4_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q4_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -77,7 +78,7 @@ export function dot4Q4_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));
     acc01 = f64x2.add(acc01, f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)));
     acc23 = f64x2.add(acc23, f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)));
-    p0 += 18; p1 += 18; p2 += 18; p3 += 18; a += 34;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 34;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -90,7 +91,7 @@ export function dot4Q4_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   return dot32(i8x16.swizzle(kv, v128.and(q, i8x16.splat(15))), i8x16.swizzle(kv, i8x16.shr_u(q, 4)), a0l, a0h, a1l, a1h);
 }
 
-export function dot4IQ4_NL(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4IQ4_NL(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -105,7 +106,7 @@ export function dot4IQ4_NL(p0: usize, p1: usize, p2: usize, p3: usize, a: usize,
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));
     acc01 = f64x2.add(acc01, f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)));
     acc23 = f64x2.add(acc23, f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)));
-    p0 += 18; p1 += 18; p2 += 18; p3 += 18; a += 34;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 34;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -137,7 +138,7 @@ export function dot4IQ4_NL(p0: usize, p1: usize, p2: usize, p3: usize, a: usize,
   return i32x4.sub(row5(i32x4.splat(load<u32>(p, 2)), v128.load(p, 6), a0l, a0h, a1l, a1h), bias);
 }
 
-export function dot4Q5_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q5_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -156,14 +157,14 @@ export function dot4Q5_0(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     const da = f64x2.splat(<f64>f16ToF32(load<u16>(a)));
     acc01 = f64x2.add(acc01, f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)));
     acc23 = f64x2.add(acc23, f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)));
-    p0 += 22; p1 += 22; p2 += 22; p3 += 22; a += 34;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 34;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
 
 // ---- Q4_1 (20 bytes: f16 d, f16 m, u8 qs[16]) x Q8_1 (36 bytes: f16 d, f16 s, i8 qs[32]) ----
 
-export function dot4Q4_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q4_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -184,14 +185,14 @@ export function dot4Q4_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     // sum += isum * (d_w * d_a) + m_w * s_a
     acc01 = f64x2.add(acc01, f64x2.add(f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)), f64x2.mul(lo64(mw), sa)));
     acc23 = f64x2.add(acc23, f64x2.add(f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)), f64x2.mul(hi64(mw), sa)));
-    p0 += 20; p1 += 20; p2 += 20; p3 += 20; a += 36;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 36;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
 
 // ---- Q5_1 (24 bytes: f16 d, f16 m, u32 qh, u8 qs[16]) x Q8_1 ----
 
-export function dot4Q5_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q5_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -213,7 +214,7 @@ export function dot4Q5_1(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     const sa = f64x2.splat(<f64>f16ToF32(load<u16>(a, 2)));
     acc01 = f64x2.add(acc01, f64x2.add(f64x2.mul(ilo64(isum), f64x2.mul(lo64(dw), da)), f64x2.mul(lo64(mw), sa)));
     acc23 = f64x2.add(acc23, f64x2.add(f64x2.mul(ihi64(isum), f64x2.mul(hi64(dw), da)), f64x2.mul(hi64(mw), sa)));
-    p0 += 24; p1 += 24; p2 += 24; p3 += 24; a += 36;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 36;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }

@@ -11,6 +11,7 @@ import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
 import { isFloatTile, matmulTiledF } from "./tile-f";
 import { FEW_MAX, matmulFew, matmulOne, oneBytes } from "./one";
 import { dot4IQ, iqTables, isIQ } from "./matmul-iq";
+import { PACKED, blockStep, rowAt } from "./common";
 
 // ggml type ids (src/quant/format.ts)
 export const F32: i32 = 0;
@@ -48,21 +49,21 @@ export function matmulBlock(type: i32): i32 {
   }
 }
 
-@inline function dot4(type: i32, p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+@inline function dot4(type: i32, p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   switch (type) {
-    case Q8_0: return dot4Q8_0(p0, p1, p2, p3, a, nb);
-    case Q4_0: return dot4Q4_0(p0, p1, p2, p3, a, nb);
+    case Q8_0: return dot4Q8_0(p0, p1, p2, p3, a, nb, st);
+    case Q4_0: return dot4Q4_0(p0, p1, p2, p3, a, nb, st);
     case Q4_K: return dot4Q4_K(p0, p1, p2, p3, a, nb);
     case Q6_K: return dot4Q6_K(p0, p1, p2, p3, a, nb);
     case F32: return dot4F32(p0, p1, p2, p3, a, nb);
     case F16: return dot4F16(p0, p1, p2, p3, a, nb);
-    case Q5_0: return dot4Q5_0(p0, p1, p2, p3, a, nb);
-    case Q5_1: return dot4Q5_1(p0, p1, p2, p3, a, nb);
-    case Q4_1: return dot4Q4_1(p0, p1, p2, p3, a, nb);
+    case Q5_0: return dot4Q5_0(p0, p1, p2, p3, a, nb, st);
+    case Q5_1: return dot4Q5_1(p0, p1, p2, p3, a, nb, st);
+    case Q4_1: return dot4Q4_1(p0, p1, p2, p3, a, nb, st);
     case Q5_K: return dot4Q5_K(p0, p1, p2, p3, a, nb);
     case Q3_K: return dot4Q3_K(p0, p1, p2, p3, a, nb);
     case Q2_K: return dot4Q2_K(p0, p1, p2, p3, a, nb);
-    case IQ4_NL: return dot4IQ4_NL(p0, p1, p2, p3, a, nb);
+    case IQ4_NL: return dot4IQ4_NL(p0, p1, p2, p3, a, nb, st);
     case BF16: return dot4BF16(p0, p1, p2, p3, a, nb);
     default: return isIQ(type) ? dot4IQ(type, p0, p1, p2, p3, a, nb) : f32x4.splat(NaN);
   }
@@ -71,16 +72,20 @@ export function matmulBlock(type: i32): i32 {
 /**
  * out[t*outStride + r] = Σ W[r] . act[t] for rows r0 <= r < r1 and tokens t < nTok. W row r starts
  * at w + r*rowBytes, activation row t (quantized to the type's dot type) at act + t*actRowBytes.
+ * PACKED in type: the rows are packed (common.ts; 32-element block types, a multiple of 4 rows).
  * Returns 0, or -1 when the type has no kernel here (nothing written).
  */
 export function matmul(
   type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
   act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32,
 ): i32 {
+  const pk = (type & PACKED) != 0;
+  type &= ~PACKED;
   const bs = matmulBlock(type);
-  if (bs == 0) return -1;
+  if (bs == 0 || (pk && bs != 32)) return -1;
   const nb = nIn / bs;
   const rb = <usize>rowBytes;
+  const tb = <usize>rowBytes / <usize>nb;
   // with a scratch slot: eight tokens or more go to the register-tiled kernels (tile.ts) in chunks
   // of up to 16, the rest to the few-token and one-token kernels (one.ts) where the type has them;
   // whatever remains runs through the four-row kernels below
@@ -92,16 +97,16 @@ export function matmul(
     const minTok = type == Q3_K ? 4 : type == Q6_K || type == Q5_K || type == Q2_K ? 5 : type == Q4_K ? 6 : 8;
     // the float types (F16, BF16, F32): weights converted to f64 once for all tokens (tile-f.ts)
     if (isFloatTile(type)) done = matmulTiledF(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, floatMinTok(type));
-    else done = matmulTiled(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
+    else done = matmulTiled(slot, type, pk, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
     // 2..8 tokens at a time: weights unpacked once for all of them (32-element block types)
     while (nTok - done >= 2) {
       const n = min(FEW_MAX, nTok - done);
-      if (!matmulFew(slot, type, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes, actRowBytes, n,
+      if (!matmulFew(slot, type, pk, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes, actRowBytes, n,
         out + ((<usize>done * <usize>outStride) << 2), outStride)) break;
       done += n;
     }
     if (oneBytes(type, nIn) <= slotBytes()) {
-      while (done < nTok && matmulOne(slot, type, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes,
+      while (done < nTok && matmulOne(slot, type, pk, w, rowBytes, nIn, r0, r1, act + <usize>done * <usize>actRowBytes,
         out + ((<usize>done * <usize>outStride) << 2))) done++;
     }
     releaseSlot(slot);
@@ -109,12 +114,12 @@ export function matmul(
   if (done >= nTok) return 0;
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
-    const p0 = w + <usize>r * rb;
-    const p1 = nv > 1 ? p0 + rb : p0;
-    const p2 = nv > 2 ? p1 + rb : p1;
-    const p3 = nv > 3 ? p2 + rb : p2;
+    const p0 = rowAt(w, r, rb, tb, pk);
+    const p1 = nv > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
+    const p2 = nv > 2 ? rowAt(w, r + 2, rb, tb, pk) : p1;
+    const p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
     for (let t = done; t < nTok; t++) {
-      const res = dot4(type, p0, p1, p2, p3, act + <usize>t * <usize>actRowBytes, nb);
+      const res = dot4(type, p0, p1, p2, p3, act + <usize>t * <usize>actRowBytes, nb, blockStep(tb, pk));
       const o = out + ((<usize>t * <usize>outStride + <usize>r) << 2);
       if (nv == 4) {
         v128.store(o, res);
@@ -122,6 +127,29 @@ export function matmul(
         store<f32>(o, f32x4.extract_lane(res, 0));
         if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
         if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
+      }
+    }
+  }
+  return 0;
+}
+
+/**
+ * Pack the rows of a matrix in place (the layout in common.ts), or with unpack undo it: nRows (a
+ * multiple of 4) rows of rowBytes bytes, blocks of blockBytes bytes; tmp: 4·rowBytes bytes of
+ * scratch. Returns 0, or -1 when the arguments do not describe whole groups of whole blocks.
+ */
+export function packRows(w: usize, nRows: i32, rowBytes: i32, blockBytes: i32, tmp: usize, unpack: i32): i32 {
+  if ((nRows & 3) != 0 || blockBytes <= 0 || rowBytes % blockBytes != 0) return -1;
+  const rb = <usize>rowBytes, tb = <usize>blockBytes;
+  const nb = rb / tb;
+  for (let r = 0; r < nRows; r += 4) {
+    const g = w + <usize>r * rb;
+    memory.copy(tmp, g, rb << 2);
+    for (let k: usize = 0; k < 4; k++) {
+      for (let b: usize = 0; b < nb; b++) {
+        const plain = k * rb + b * tb, packed = ((b << 2) + k) * tb;
+        if (unpack != 0) memory.copy(g + plain, tmp + packed, tb);
+        else memory.copy(g + packed, tmp + plain, tb);
       }
     }
   }

@@ -16,7 +16,7 @@
 // lanes, then scaled) and the float64 accumulation is the reference's, term for term, so results
 // are bit-identical.
 
-import { RELAXED, hi64, ihi64, ilo64, lo64, rdot16, rdot32 } from "./common";
+import { RELAXED, blockStep, hi64, ihi64, ilo64, lo64, rdot16, rdot32, rowAt } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { k4Scales, q3Scales } from "./matmul-k";
 import { hsum4 } from "./common";
@@ -207,18 +207,19 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
 }
 
 /** 32-element block types, one token: rows [r0, r1), prepared activation row at s */
-@inline function one32(kind: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+@inline function one32(kind: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: usize): void {
   const tab = f16Table();
   const c = s - PREP;
   const q81 = kind == Q4_1 || kind == Q5_1;
   const tb: usize = kind == Q8_0 ? 34 : kind == Q5_0 ? 22 : kind == Q4_1 ? 20 : kind == Q5_1 ? 24 : 18;
   const dd = s + (<usize>nb << abShift(kind)), xd = dd + (<usize>nb << 3);
+  const step = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
-    let p0 = w + <usize>r * rb;
-    let p1 = nv > 1 ? p0 + rb : p0;
-    let p2 = nv > 2 ? p1 + rb : p1;
-    let p3 = nv > 3 ? p2 + rb : p2;
+    let p0 = rowAt(w, r, rb, tb, pk);
+    let p1 = nv > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
+    let p2 = nv > 2 ? rowAt(w, r + 2, rb, tb, pk) : p1;
+    let p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
     let acc01 = f64x2.splat(0);
     let acc23 = f64x2.splat(0);
     let a = s;
@@ -246,7 +247,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
       }
       acc01 = f64x2.add(acc01, t01);
       acc23 = f64x2.add(acc23, t23);
-      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += <usize>1 << abShift(kind);
+      p0 += step; p1 += step; p2 += step; p3 += step; a += <usize>1 << abShift(kind);
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
@@ -393,7 +394,7 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
  * s + t·P, its outputs at out + 4·t·outStride. Tokens [0, T0) form the first group (2..4), the
  * next T1 (0, 2..4) the second.
  */
-@inline function few32(kind: i32, T0: i32, T1: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, outStride: usize): void {
+@inline function few32(kind: i32, T0: i32, T1: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, outStride: usize): void {
   const tab = f16Table();
   const c = s - PREP;
   const q81 = kind == Q4_1 || kind == Q5_1;
@@ -401,8 +402,9 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
   const ng: usize = T1 > 0 ? 2 : 1;
   const sstep = ng * FSIDE;
   const s1 = <usize>T0 * P;
+  const step = blockStep(tb, pk);
   for (let r = r0; r < r1; r++) {
-    let p = w + <usize>r * rb;
+    let p = rowAt(w, r, rb, tb, pk);
     let acc0 = f64x2.splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     let a = s;
     let sd = side;
@@ -417,7 +419,7 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
         acc2 = f64x2.add(acc2, fewLo(i1, dw, mw, sd + FSIDE, q81));
         if (T1 > 2) acc3 = f64x2.add(acc3, fewHi(i1, dw, mw, sd + FSIDE, q81));
       }
-      p += tb; a += <usize>1 << abShift(kind); sd += sstep;
+      p += step; a += <usize>1 << abShift(kind); sd += sstep;
     }
     const o = out + (<usize>r << 2);
     const os = outStride << 2;
@@ -433,15 +435,15 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
   }
 }
 
-@inline function fewT(kind: i32, T: i32, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, outStride: usize): void {
+@inline function fewT(kind: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, outStride: usize): void {
   switch (T) {
-    case 2: few32(kind, 2, 0, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
-    case 3: few32(kind, 3, 0, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
-    case 4: few32(kind, 4, 0, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
-    case 5: few32(kind, 3, 2, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
-    case 6: few32(kind, 4, 2, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
-    case 7: few32(kind, 4, 3, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
-    default: few32(kind, 4, 4, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 2: few32(kind, 2, 0, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 3: few32(kind, 3, 0, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 4: few32(kind, 4, 0, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 5: few32(kind, 3, 2, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 6: few32(kind, 4, 2, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    case 7: few32(kind, 4, 3, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
+    default: few32(kind, 4, 4, pk, w, rb, nb, r0, r1, s, P, side, out, outStride); break;
   }
 }
 
@@ -453,7 +455,7 @@ export const FEW_MAX: i32 = 8;
  * all of them (32-element block types); out/act as matmul's. False (nothing written) when it does
  * not apply (another type, or the slot too small).
  */
-export function matmulFew(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
+export function matmulFew(slot: usize, type: i32, pk: bool, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
   act: usize, actRowBytes: i32, T: i32, out: usize, outStride: i32): bool {
   if (T < 2 || T > FEW_MAX) return false;
   switch (type) {
@@ -472,12 +474,12 @@ export function matmulFew(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
   consts(slot);
   const rb = <usize>rowBytes, os = <usize>outStride, sd = slot + side;
   switch (type) {
-    case Q4_0: fewT(Q4_0, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q8_0: fewT(Q8_0, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case IQ4_NL: fewT(IQ4_NL, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q5_0: fewT(Q5_0, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q4_1: fewT(Q4_1, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q5_1: fewT(Q5_1, T, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q4_0: fewT(Q4_0, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q8_0: fewT(Q8_0, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case IQ4_NL: fewT(IQ4_NL, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q5_0: fewT(Q5_0, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q4_1: fewT(Q4_1, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q5_1: fewT(Q5_1, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
   }
   return true;
 }
@@ -838,7 +840,7 @@ function oneQ6_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out:
  * out[r] = W row r . the activation row at act, rows [r0, r1), using scratch slot `slot` (with
  * oneBytes(type, nIn) bytes). Returns false (nothing written) for a type without a kernel here.
  */
-export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32, act: usize, out: usize): bool {
+export function matmulOne(slot: usize, type: i32, pk: bool, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32, act: usize, out: usize): bool {
   const s = slot + PREP;
   const rb = <usize>rowBytes;
   const nb = nIn >> 5;
@@ -863,12 +865,12 @@ export function matmulOne(slot: usize, type: i32, w: usize, rowBytes: i32, nIn: 
     default: return false;
   }
   switch (type) {
-    case Q4_0: one32(Q4_0, w, rb, nb, r0, r1, s, out); break;
-    case Q8_0: one32(Q8_0, w, rb, nb, r0, r1, s, out); break;
-    case IQ4_NL: one32(IQ4_NL, w, rb, nb, r0, r1, s, out); break;
-    case Q5_0: one32(Q5_0, w, rb, nb, r0, r1, s, out); break;
-    case Q4_1: one32(Q4_1, w, rb, nb, r0, r1, s, out); break;
-    case Q5_1: one32(Q5_1, w, rb, nb, r0, r1, s, out); break;
+    case Q4_0: one32(Q4_0, pk, w, rb, nb, r0, r1, s, out); break;
+    case Q8_0: one32(Q8_0, pk, w, rb, nb, r0, r1, s, out); break;
+    case IQ4_NL: one32(IQ4_NL, pk, w, rb, nb, r0, r1, s, out); break;
+    case Q5_0: one32(Q5_0, pk, w, rb, nb, r0, r1, s, out); break;
+    case Q4_1: one32(Q4_1, pk, w, rb, nb, r0, r1, s, out); break;
+    case Q5_1: one32(Q5_1, pk, w, rb, nb, r0, r1, s, out); break;
   }
   return true;
 }

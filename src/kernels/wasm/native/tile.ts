@@ -22,7 +22,7 @@
 // base (1024), which no data segment and no allocation ever touches. Without a descriptor or a
 // free slot the caller runs the plain four-row kernels instead (same results).
 
-import { RELAXED, f16ToF32, f16x4ToF32x4, hsum4, rdot } from "./common";
+import { RELAXED, blockStep, f16ToF32, f16x4ToF32x4, hsum4, rdot, rowAt } from "./common";
 import { k4Scales, q3Scales } from "./matmul-k";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { iqBytes, isIQ, unpackIQ } from "./matmul-iq";
@@ -237,15 +237,15 @@ function prepGroup(fam: i32, rx: bool, sh: i32, act: usize, arb: usize, t0: i32,
   v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
 }
 
-/** n (<= 8) blocks of 32 at p to i16[32n] at dst; f32 d at dst+512+4s, m (Q4_1/Q5_1) at dst+544+4s */
-function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
+/** n (<= 8) blocks of 32 at p (st bytes apart) to i16[32n] at dst; f32 d at dst+512+4s, m (Q4_1/Q5_1) at dst+544+4s */
+function unpack32(type: i32, p: usize, n: i32, dst: usize, st: usize): void {
   const m4 = i8x16.splat(15);
   switch (type) {
     case Q8_0: {
       for (let s = 0; s < n; s++) {
         store32(dst + (<usize>s << 6), v128.load(p, 2), v128.load(p, 18));
         store<f32>(dst + (<usize>s << 2), h2f(p), 512);
-        p += 34;
+        p += st;
       }
       break;
     }
@@ -255,7 +255,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         const q = v128.load(p, 2);
         store32(dst + (<usize>s << 6), i8x16.sub(v128.and(q, m4), b8), i8x16.sub(i8x16.shr_u(q, 4), b8));
         store<f32>(dst + (<usize>s << 2), h2f(p), 512);
-        p += 18;
+        p += st;
       }
       break;
     }
@@ -265,7 +265,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         const q = v128.load(p, 2);
         store32(dst + (<usize>s << 6), i8x16.swizzle(kv, v128.and(q, m4)), i8x16.swizzle(kv, i8x16.shr_u(q, 4)));
         store<f32>(dst + (<usize>s << 2), h2f(p), 512);
-        p += 18;
+        p += st;
       }
       break;
     }
@@ -278,7 +278,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         const hi = v128.or(i8x16.shr_u(q, 4), v128.and(qhMaskHi(qh), b16));
         store32(dst + (<usize>s << 6), i8x16.sub(lo, b16), i8x16.sub(hi, b16));
         store<f32>(dst + (<usize>s << 2), h2f(p), 512);
-        p += 22;
+        p += st;
       }
       break;
     }
@@ -288,7 +288,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         store32(dst + (<usize>s << 6), v128.and(q, m4), i8x16.shr_u(q, 4));
         store<f32>(dst + (<usize>s << 2), h2f(p), 512);
         store<f32>(dst + (<usize>s << 2), h2f(p, 2), 544);
-        p += 20;
+        p += st;
       }
       break;
     }
@@ -302,7 +302,7 @@ function unpack32(type: i32, p: usize, n: i32, dst: usize): void {
         store32(dst + (<usize>s << 6), lo, hi);
         store<f32>(dst + (<usize>s << 2), h2f(p), 512);
         store<f32>(dst + (<usize>s << 2), h2f(p, 2), 544);
-        p += 24;
+        p += st;
       }
       break;
     }
@@ -497,21 +497,22 @@ function unpackK(type: i32, p: usize, dst: usize): void {
 }
 
 /** 32-element block types: rows [r0, r1) for one token chunk of G groups */
-@inline function rows32(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+@inline function rows32(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   const ws0 = slot + WS, ws1 = ws0 + WROW;
   const acc = slot + ACC;
   const sb: usize = q81 ? 64 : 32;
   const gu = <usize>G;
+  const st = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 2) {
     const nr = min(2, r1 - r);
-    const p0 = w + <usize>r * rb;
-    const p1 = nr > 1 ? p0 + rb : p0;
+    const p0 = rowAt(w, r, rb, tb, pk);
+    const p1 = nr > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
     zeroAcc(acc);
     for (let c = 0; c < nb; c += 8) {
       const n = min(8, nb - c);
-      unpack32(type, p0 + <usize>c * tb, n, ws0);
-      unpack32(type, p1 + <usize>c * tb, n, ws1);
+      unpack32(type, p0 + <usize>c * st, n, ws0, st);
+      unpack32(type, p1 + <usize>c * st, n, ws1, st);
       for (let s = 0; s < n; s++) {
         const b = c + s;
         const ab = a4 + ((<usize>b * gu) << 8);
@@ -633,13 +634,12 @@ function unpackK(type: i32, p: usize, dst: usize): void {
   }
 }
 
-/** n (<= 8) Q4_0/Q4_1/Q5_0/Q5_1 blocks at p as bytes (element order, no offset) at dst + 32s; d, m as unpack32's */
-function unpack32R(type: i32, p: usize, n: i32, dst: usize): void {
+/** n (<= 8) Q4_0/Q4_1/Q5_0/Q5_1 blocks at p (st bytes apart) as bytes (element order, no offset) at dst + 32s; d, m as unpack32's */
+function unpack32R(type: i32, p: usize, n: i32, dst: usize, st: usize): void {
   const m4 = i8x16.splat(15);
   const q81 = type == Q4_1 || type == Q5_1;
   const five = type == Q5_0 || type == Q5_1;
   const qo: usize = type == Q4_0 ? 2 : type == Q4_1 ? 4 : type == Q5_0 ? 6 : 8;
-  const tb: usize = type == Q4_0 ? 18 : type == Q4_1 ? 20 : type == Q5_0 ? 22 : 24;
   const b16 = i8x16.splat(16);
   for (let s = 0; s < n; s++) {
     const q = v128.load(p + qo);
@@ -654,7 +654,7 @@ function unpack32R(type: i32, p: usize, n: i32, dst: usize): void {
     v128.store(o, hi, 16);
     store<f32>(dst + (<usize>s << 2), h2f(p), 512);
     if (q81) store<f32>(dst + (<usize>s << 2), h2f(p, 2), 544);
-    p += tb;
+    p += st;
   }
 }
 
@@ -664,22 +664,23 @@ function unpack32R(type: i32, p: usize, n: i32, dst: usize): void {
  * of 16 elements (8 products a lane, |sum| <= 8·31·128) are widened to i32, the offset of
  * Q4_0/Q5_0 is subtracted with the tokens' block sums.
  */
-@inline function rows32R(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+@inline function rows32R(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   const ws0 = slot + WS, ws1 = ws0 + WROW;
   const acc = slot + ACC;
   const sb: usize = q81 ? 64 : 48;
   const bias = type == Q4_0 || type == Q5_0;
   const gu = <usize>G;
+  const st = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 2) {
     const nr = min(2, r1 - r);
-    const p0 = w + <usize>r * rb;
-    const p1 = nr > 1 ? p0 + rb : p0;
+    const p0 = rowAt(w, r, rb, tb, pk);
+    const p1 = nr > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
     zeroAcc(acc);
     for (let c = 0; c < nb; c += 8) {
       const n = min(8, nb - c);
-      unpack32R(type, p0 + <usize>c * tb, n, ws0);
-      unpack32R(type, p1 + <usize>c * tb, n, ws1);
+      unpack32R(type, p0 + <usize>c * st, n, ws0, st);
+      unpack32R(type, p1 + <usize>c * st, n, ws1, st);
       for (let s = 0; s < n; s++) {
         const b = c + s;
         const ab = a4 + ((<usize>b * gu) << 7);
@@ -738,41 +739,41 @@ function unpack32R(type: i32, p: usize, n: i32, dst: usize): void {
   }
 }
 
-function run32R(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+function run32R(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   if (!RELAXED) return;
   if (q81) {
     switch (G) {
-      case 1: rows32R(1, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32R(2, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32R(3, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32R(4, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32R(1, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32R(2, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32R(3, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32R(4, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   } else {
     switch (G) {
-      case 1: rows32R(1, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32R(2, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32R(3, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32R(4, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32R(1, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32R(2, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32R(3, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32R(4, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   }
 }
 
-function run32(G: i32, q81: bool, type: i32, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+function run32(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   if (q81) {
     switch (G) {
-      case 1: rows32(1, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32(2, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32(3, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32(4, true, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32(1, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32(2, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32(3, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32(4, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   } else {
     switch (G) {
-      case 1: rows32(1, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32(2, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32(3, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32(4, false, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32(1, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32(2, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32(3, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32(4, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   }
 }
@@ -802,7 +803,7 @@ function runK(G: i32, hasMin: bool, type: i32, w: usize, rb: usize, tb: usize, n
  * without a tiled kernel, rows too long for a slot); a last single token is left to the caller.
  */
 export function matmulTiled(
-  slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
+  slot: usize, type: i32, pk: bool, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
   act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
 ): i32 {
   if (nTok < minTok || nTok < 2 || r1 <= r0) return 0;
@@ -848,8 +849,8 @@ export function matmulTiled(
     const sh = type == Q4_0 ? 3 : type == Q5_0 ? 4 : 0;
     for (let g = 0; g < G; g++) prepGroup(fam, rx, sh, act, arb, t0 + 4 * g, min(4, tc - 4 * g), nIn, G, g, a4, side, zero);
     if (fam == 2) runK(G, type == Q2_K || type == Q4_K || type == Q5_K, type, w, rb, tb, nIn >> 8, r0, r1, slot, a4, side, out, outStride, t0, tc);
-    else if (rx) run32R(G, fam == 1, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
-    else run32(G, fam == 1, type, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
+    else if (rx) run32R(G, fam == 1, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
+    else run32(G, fam == 1, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
     t0 += tc;
   }
   return t0;

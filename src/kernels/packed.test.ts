@@ -1,5 +1,5 @@
-// Packed weights (the WebAssembly backend's load-time layout for the 32-element block types,
-// src/kernels/wasm/native/common.ts): a model computes exactly what it computes unpacked and what
+// Packed weights (the WebAssembly backend's load-time layout for the 32-element block types and
+// the K-quants, src/kernels/wasm/native/common.ts): a model computes exactly what it computes unpacked and what
 // the reference backend computes, in every path (prompt, decode, llama.cpp-exact arithmetic,
 // experts on demand), and the bytes read back through the layout are the file's.
 import { test } from "node:test";
@@ -20,10 +20,13 @@ import { WasmBackend } from "./wasm-backend.js";
 const dir = mkdtempSync(join(tmpdir(), "cmx-packed-"));
 const vocab = loadSpmModel(TOKENIZER_V1);
 
+/** a small random Mixtral; with Q4_K, a Q4_K_M-like mix (Q6_K output and down projections) */
 function model(type: GgmlType): string {
   const p = join(dir, `${typeName(type)}.gguf`);
+  const k = type === GgmlType.Q4_K;
   writeSyntheticModel(p, {
-    name: "packed", nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nExpert: 4, nExpertUsed: 2, nFf: 96, nCtx: 256, seed: 7, type,
+    name: "packed", nEmbd: k ? 256 : 64, nLayer: 2, nHead: 4, nHeadKv: 2, nExpert: 4, nExpertUsed: 2, nFf: k ? 256 : 96, nCtx: 256, seed: 7, type,
+    ...(k ? { tensorType: (name: string) => (name === "output.weight" || name.includes("ffn_down") ? GgmlType.Q6_K : undefined) } : {}),
   }, vocab);
   return p;
 }
@@ -43,7 +46,7 @@ function run(m: Mixtral, exact = false): number[] {
   return out;
 }
 
-for (const type of [GgmlType.Q4_0, GgmlType.Q8_0]) {
+for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K]) {
   test(`packed ${typeName(type)} weights: identical logits to unpacked and to the reference backend`, () => {
     const path = model(type);
     const packed = open(path, new WasmBackend({ threads: 2 }));

@@ -35,8 +35,11 @@ export interface Weight {
   packed?: boolean;
 }
 
-/** The types whose matrices a backend may pack (the 32-element block types). */
-const PACKABLE = new Set<GgmlType>([GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL]);
+/** The types whose matrices a backend may pack (the 32-element block types and the K-quants). */
+const PACKABLE = new Set<GgmlType>([
+  GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL,
+  GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+]);
 
 /** Whether a matrix of this type and row count can be packed: a packable type and a multiple of 4 rows. */
 export function canPack(type: GgmlType, nOut: number): boolean {

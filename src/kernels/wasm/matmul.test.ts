@@ -235,16 +235,16 @@ test("multi-token float kernel (tile-f.ts): F16, BF16, F32 bit-identical to the 
   }
 });
 
-test("packed rows (the load-time layout of the 32-element types): one, few and many tokens, row ranges, without the tiled kernels, bit-identical", () => {
+test("packed rows (the load-time layout of the 32-element types and K-quants): one, few and many tokens, row ranges, without the tiled kernels, bit-identical", () => {
   const u = rng(777);
   const g = gaussian(u);
   const packable = QUANT_TYPES.filter((t) => canPack(t, 4));
-  assert.deepEqual(packable.map(typeName).sort(), ["IQ4_NL", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]);
-  assert.ok(!canPack(GgmlType.Q4_0, 6) && !canPack(GgmlType.Q4_K, 8) && !canPack(GgmlType.F16, 8));
+  assert.deepEqual(packable.map(typeName).sort(), ["IQ4_NL", "Q2_K", "Q3_K", "Q4_0", "Q4_1", "Q4_K", "Q5_0", "Q5_1", "Q5_K", "Q6_K", "Q8_0"]);
+  assert.ok(!canPack(GgmlType.Q4_0, 6) && !canPack(GgmlType.IQ4_XS, 8) && !canPack(GgmlType.F16, 8));
   const tokCounts = [1, 2, 3, 5, 8, 9, 17, 33];
   for (const type of packable) {
     tokCounts.forEach((nTok, i) => {
-      const nIn = [96, 288, 544][i % 3]!;
+      const nIn = blockFormat(type)!.blockSize === 256 ? [256, 768, 2304][i % 3]! : [96, 288, 544][i % 3]!;
       const nOut = [4, 8, 12, 16][i % 4]!;
       const extreme = i % 3 === 2;
       const w = extreme ? randomBlocks(type, nOut, nIn, u) : makeWeights(type, nOut, nIn, new Float32Array(nOut * nIn).map(() => g()), u);

@@ -368,7 +368,6 @@ export function matmulGgml(
   const ab: usize = isK ? 292 : type == Q4_1 || type == Q5_1 ? 36 : 34;
   const pairs = type == IQ4_NL && gemm == 0;
   const q8_1 = type == Q4_1 || type == Q5_1;
-  if (pk && isK) return -1;
   const st = blockStep(bs, pk);
   for (let r = r0; r < r1; r++) {
     const wp = rowAt(w, r, rb, bs, pk);

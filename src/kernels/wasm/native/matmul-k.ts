@@ -71,7 +71,7 @@ import { hsum4, ihi64, ilo64, hi64, lo64, loadF16x4 } from "./common";
   return i32x4.add(i32x4.mul(lo, scLo), i32x4.mul(hi, scHi));
 }
 
-export function dot4Q4_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q4_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -104,7 +104,7 @@ export function dot4Q4_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     const dm = loadF16x4(p0, p1, p2, p3, 2);
     acc01 = f64x2.add(acc01, kTerm(lo64(dw), lo64(dm), d8, ilo64(isum), ilo64(msum)));
     acc23 = f64x2.add(acc23, kTerm(hi64(dw), hi64(dm), d8, ihi64(isum), ihi64(msum)));
-    p0 += 144; p1 += 144; p2 += 144; p3 += 144; a += 292;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 292;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -156,7 +156,7 @@ export function dot4Q4_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   return acc;
 }
 
-export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -172,7 +172,7 @@ export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     const dm = loadF16x4(p0, p1, p2, p3, 2);
     acc01 = f64x2.add(acc01, kTerm(lo64(dw), lo64(dm), d8, ilo64(isum), ilo64(msum)));
     acc23 = f64x2.add(acc23, kTerm(hi64(dw), hi64(dm), d8, ihi64(isum), ihi64(msum)));
-    p0 += 176; p1 += 176; p2 += 176; p3 += 176; a += 292;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 292;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -220,7 +220,7 @@ export function dot4Q5_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   return i32x4.add(i32x4.mul(g0, splat32of16s(sc, 2 * k)), i32x4.mul(g1, splat32of16s(sc, 2 * k + 1)));
 }
 
-export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -263,7 +263,7 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     // sum += d * d8 * isum
     acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
     acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
-    p0 += 210; p1 += 210; p2 += 210; p3 += 210; a += 292;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 292;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -309,7 +309,7 @@ export function dot4Q6_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   );
 }
 
-export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -358,7 +358,7 @@ export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     // sum += d * d8 * isum
     acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
     acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
-    p0 += 110; p1 += 110; p2 += 110; p3 += 110; a += 292;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 292;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }
@@ -382,7 +382,7 @@ export function dot4Q3_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
   );
 }
 
-export function dot4Q2_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32): v128 {
+export function dot4Q2_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, nb: i32, st: usize): v128 {
   let acc01 = f64x2.splat(0);
   let acc23 = f64x2.splat(0);
   const m15 = i8x16.splat(15);
@@ -430,7 +430,7 @@ export function dot4Q2_K(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n
     // sum += d8*d*isum - d8*dmin*msum (the products commute exactly)
     acc01 = f64x2.add(acc01, kTerm(lo64(dw), lo64(dm), d8, ilo64(isum), ilo64(msum)));
     acc23 = f64x2.add(acc23, kTerm(hi64(dw), hi64(dm), d8, ihi64(isum), ihi64(msum)));
-    p0 += 84; p1 += 84; p2 += 84; p3 += 84; a += 292;
+    p0 += st; p1 += st; p2 += st; p3 += st; a += 292;
   }
   return i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5);
 }

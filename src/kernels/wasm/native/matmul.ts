@@ -39,6 +39,15 @@ export const BF16: i32 = 30;
   return type == F16 ? 2 : 3;
 }
 
+/** whether matrices of this type may be packed (common.ts): the 32-element block types and the K-quants */
+@inline function packable(type: i32): bool {
+  switch (type) {
+    case Q4_0: case Q4_1: case Q5_0: case Q5_1: case Q8_0: case IQ4_NL:
+    case Q2_K: case Q3_K: case Q4_K: case Q5_K: case Q6_K: return true;
+    default: return false;
+  }
+}
+
 /** elements per block of a weight type with a kernel here, 0 when there is none */
 export function matmulBlock(type: i32): i32 {
   switch (type) {
@@ -53,16 +62,16 @@ export function matmulBlock(type: i32): i32 {
   switch (type) {
     case Q8_0: return dot4Q8_0(p0, p1, p2, p3, a, nb, st);
     case Q4_0: return dot4Q4_0(p0, p1, p2, p3, a, nb, st);
-    case Q4_K: return dot4Q4_K(p0, p1, p2, p3, a, nb);
-    case Q6_K: return dot4Q6_K(p0, p1, p2, p3, a, nb);
+    case Q4_K: return dot4Q4_K(p0, p1, p2, p3, a, nb, st);
+    case Q6_K: return dot4Q6_K(p0, p1, p2, p3, a, nb, st);
     case F32: return dot4F32(p0, p1, p2, p3, a, nb);
     case F16: return dot4F16(p0, p1, p2, p3, a, nb);
     case Q5_0: return dot4Q5_0(p0, p1, p2, p3, a, nb, st);
     case Q5_1: return dot4Q5_1(p0, p1, p2, p3, a, nb, st);
     case Q4_1: return dot4Q4_1(p0, p1, p2, p3, a, nb, st);
-    case Q5_K: return dot4Q5_K(p0, p1, p2, p3, a, nb);
-    case Q3_K: return dot4Q3_K(p0, p1, p2, p3, a, nb);
-    case Q2_K: return dot4Q2_K(p0, p1, p2, p3, a, nb);
+    case Q5_K: return dot4Q5_K(p0, p1, p2, p3, a, nb, st);
+    case Q3_K: return dot4Q3_K(p0, p1, p2, p3, a, nb, st);
+    case Q2_K: return dot4Q2_K(p0, p1, p2, p3, a, nb, st);
     case IQ4_NL: return dot4IQ4_NL(p0, p1, p2, p3, a, nb, st);
     case BF16: return dot4BF16(p0, p1, p2, p3, a, nb);
     default: return isIQ(type) ? dot4IQ(type, p0, p1, p2, p3, a, nb) : f32x4.splat(NaN);
@@ -82,7 +91,7 @@ export function matmul(
   const pk = (type & PACKED) != 0;
   type &= ~PACKED;
   const bs = matmulBlock(type);
-  if (bs == 0 || (pk && bs != 32)) return -1;
+  if (bs == 0 || (pk && !packable(type))) return -1;
   const nb = nIn / bs;
   const rb = <usize>rowBytes;
   const tb = <usize>rowBytes / <usize>nb;

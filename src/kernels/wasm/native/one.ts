@@ -664,17 +664,18 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 }
 
 /** Q2_K and Q3_K (kind), one token */
-@inline function oneK23(kind: i32, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+@inline function oneK23(kind: i32, pk: bool, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
   const tab = f16Table();
   const c = s - PREP;
   const dd = s + <usize>nbK * KSB;
   const tb: usize = kind == Q2_K ? 84 : 110;
+  const step = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
-    let p0 = w + <usize>r * rb;
-    let p1 = nv > 1 ? p0 + rb : p0;
-    let p2 = nv > 2 ? p1 + rb : p1;
-    let p3 = nv > 3 ? p2 + rb : p2;
+    let p0 = rowAt(w, r, rb, tb, pk);
+    let p1 = nv > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
+    let p2 = nv > 2 ? rowAt(w, r + 2, rb, tb, pk) : p1;
+    let p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
     let acc01 = f64x2.splat(0);
     let acc23 = f64x2.splat(0);
     let a = s;
@@ -702,7 +703,7 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
         acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
         acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
       }
-      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += KSB;
+      p0 += step; p1 += step; p2 += step; p3 += step; a += KSB;
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
@@ -754,17 +755,18 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
 }
 
 /** Q4_K and Q5_K (kind), one token */
-@inline function oneK4(kind: i32, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+@inline function oneK4(kind: i32, pk: bool, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
   const tb: usize = kind == Q4_K ? 144 : 176;
   const tab = f16Table();
   const c = s - PREP;
   const dd = s + <usize>nbK * KSB;
+  const step = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
-    let p0 = w + <usize>r * rb;
-    let p1 = nv > 1 ? p0 + rb : p0;
-    let p2 = nv > 2 ? p1 + rb : p1;
-    let p3 = nv > 3 ? p2 + rb : p2;
+    let p0 = rowAt(w, r, rb, tb, pk);
+    let p1 = nv > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
+    let p2 = nv > 2 ? rowAt(w, r + 2, rb, tb, pk) : p1;
+    let p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
     let acc01 = f64x2.splat(0);
     let acc23 = f64x2.splat(0);
     let a = s;
@@ -796,22 +798,24 @@ function prepK(a: usize, nbK: i32, dst: usize): void {
       // sum += d·d8·isum - dmin·d8·msum
       acc01 = f64x2.add(acc01, f64x2.sub(f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)), f64x2.mul(f64x2.mul(lo64(dm), d8), ilo64(msum))));
       acc23 = f64x2.add(acc23, f64x2.sub(f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)), f64x2.mul(f64x2.mul(hi64(dm), d8), ihi64(msum))));
-      p0 += tb; p1 += tb; p2 += tb; p3 += tb; a += KSB;
+      p0 += step; p1 += step; p2 += step; p3 += step; a += KSB;
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
 }
 
-function oneQ6_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
+function oneQ6_K(pk: bool, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out: usize): void {
   const tab = f16Table();
   const c = s - PREP;
   const dd = s + <usize>nbK * KSB;
+  const tb: usize = 210;
+  const step = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 4) {
     const nv = min(4, r1 - r);
-    let p0 = w + <usize>r * rb;
-    let p1 = nv > 1 ? p0 + rb : p0;
-    let p2 = nv > 2 ? p1 + rb : p1;
-    let p3 = nv > 3 ? p2 + rb : p2;
+    let p0 = rowAt(w, r, rb, tb, pk);
+    let p1 = nv > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
+    let p2 = nv > 2 ? rowAt(w, r + 2, rb, tb, pk) : p1;
+    let p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
     let acc01 = f64x2.splat(0);
     let acc23 = f64x2.splat(0);
     let a = s;
@@ -830,7 +834,7 @@ function oneQ6_K(w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: usize, out:
       // sum += d·d8·isum
       acc01 = f64x2.add(acc01, f64x2.mul(f64x2.mul(lo64(dw), d8), ilo64(isum)));
       acc23 = f64x2.add(acc23, f64x2.mul(f64x2.mul(hi64(dw), d8), ihi64(isum)));
-      p0 += 210; p1 += 210; p2 += 210; p3 += 210; a += KSB;
+      p0 += step; p1 += step; p2 += step; p3 += step; a += KSB;
     }
     store4(out + (<usize>r << 2), i32x4.shuffle(f32x4.demote_f64x2_zero(acc01), f32x4.demote_f64x2_zero(acc23), 0, 1, 4, 5), nv);
   }
@@ -854,11 +858,11 @@ export function matmulOne(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
       prepK(act, nIn >> 8, s);
       consts(slot);
       switch (type) {
-        case Q2_K: oneK23(Q2_K, w, rb, nIn >> 8, r0, r1, s, out); break;
-        case Q3_K: oneK23(Q3_K, w, rb, nIn >> 8, r0, r1, s, out); break;
-        case Q4_K: oneK4(Q4_K, w, rb, nIn >> 8, r0, r1, s, out); break;
-        case Q5_K: oneK4(Q5_K, w, rb, nIn >> 8, r0, r1, s, out); break;
-        default: oneQ6_K(w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q2_K: oneK23(Q2_K, pk, w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q3_K: oneK23(Q3_K, pk, w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q4_K: oneK4(Q4_K, pk, w, rb, nIn >> 8, r0, r1, s, out); break;
+        case Q5_K: oneK4(Q5_K, pk, w, rb, nIn >> 8, r0, r1, s, out); break;
+        default: oneQ6_K(pk, w, rb, nIn >> 8, r0, r1, s, out); break;
       }
       return true;
     }

@@ -556,19 +556,20 @@ function unpackK(type: i32, p: usize, dst: usize): void {
 }
 
 /** K-quants: rows [r0, r1) for one token chunk of G groups */
-@inline function rowsK(G: i32, hasMin: bool, type: i32, w: usize, rb: usize, tb: usize, nbK: i32, r0: i32, r1: i32,
+@inline function rowsK(G: i32, hasMin: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nbK: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   const ws0 = slot + WS, ws1 = ws0 + WROW;
   const acc = slot + ACC;
   const gu = <usize>G;
+  const st = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 2) {
     const nr = min(2, r1 - r);
-    const p0 = w + <usize>r * rb;
-    const p1 = nr > 1 ? p0 + rb : p0;
+    const p0 = rowAt(w, r, rb, tb, pk);
+    const p1 = nr > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
     zeroAcc(acc);
     for (let B = 0; B < nbK; B++) {
-      unpackK(type, p0 + <usize>B * tb, ws0);
-      unpackK(type, p1 + <usize>B * tb, ws1);
+      unpackK(type, p0 + <usize>B * st, ws0);
+      unpackK(type, p1 + <usize>B * st, ws1);
       let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c02 = i32x4.splat(0), c03 = i32x4.splat(0);
       let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
       for (let s = 0; s < 8; s++) {
@@ -778,21 +779,21 @@ function run32(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: 
   }
 }
 
-function runK(G: i32, hasMin: bool, type: i32, w: usize, rb: usize, tb: usize, nbK: i32, r0: i32, r1: i32,
+function runK(G: i32, hasMin: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nbK: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   if (hasMin) {
     switch (G) {
-      case 1: rowsK(1, true, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rowsK(2, true, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rowsK(3, true, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rowsK(4, true, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rowsK(1, true, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rowsK(2, true, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rowsK(3, true, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rowsK(4, true, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   } else {
     switch (G) {
-      case 1: rowsK(1, false, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rowsK(2, false, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rowsK(3, false, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rowsK(4, false, type, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rowsK(1, false, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rowsK(2, false, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rowsK(3, false, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rowsK(4, false, type, pk, w, rb, tb, nbK, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   }
 }
@@ -848,7 +849,7 @@ export function matmulTiled(
     const a4 = side + ((<usize>nsb * <usize>G * sb + 63) & ~63);
     const sh = type == Q4_0 ? 3 : type == Q5_0 ? 4 : 0;
     for (let g = 0; g < G; g++) prepGroup(fam, rx, sh, act, arb, t0 + 4 * g, min(4, tc - 4 * g), nIn, G, g, a4, side, zero);
-    if (fam == 2) runK(G, type == Q2_K || type == Q4_K || type == Q5_K, type, w, rb, tb, nIn >> 8, r0, r1, slot, a4, side, out, outStride, t0, tc);
+    if (fam == 2) runK(G, type == Q2_K || type == Q4_K || type == Q5_K, type, pk, w, rb, tb, nIn >> 8, r0, r1, slot, a4, side, out, outStride, t0, tc);
     else if (rx) run32R(G, fam == 1, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
     else run32(G, fam == 1, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc);
     t0 += tc;

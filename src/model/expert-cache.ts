@@ -6,6 +6,8 @@
  */
 import type { GgufReader } from "../io/gguf/reader.js";
 import type { GgufTensorInfo } from "../io/gguf/types.js";
+import { checkFiniteF16 } from "../quant/f16.js";
+import { GgmlType } from "../quant/format.js";
 import type { Backend, WeightStorage } from "../kernels/backend.js";
 
 /** The file location of one expert's matrix (a slice of a merged tensor, or a per-expert tensor). */
@@ -93,6 +95,7 @@ export class ExpertCache {
       for (const p of ["gate", "up", "down"] as Part[]) {
         const src = this.sources[layer]![p][expert]!;
         this.reader.readTensorBytes(src.tensor, src.offset, src.bytes, slot.storage[p].data.subarray(0, src.bytes));
+        if (src.tensor.type === GgmlType.F16) checkFiniteF16(slot.storage[p].data.subarray(0, src.bytes), `tensor "${src.tensor.name}"`);
         // in the backend's packed layout where it has one (as the resident weights: loadWeights)
         const nOut = src.tensor.dims[1]!;
         if (this.backend.packs?.(src.tensor.type, nOut)) this.backend.packMatrices!(slot.storage[p], src.tensor.type, nOut, 1, src.bytes / nOut);

@@ -10,8 +10,9 @@ import { ArgumentError, ModelError, UnsupportedError } from "../errors.js";
 import { ExpertCache, type ExpertSource } from "./expert-cache.js";
 import type { GgufReader } from "../io/gguf/reader.js";
 import type { GgufTensorInfo } from "../io/gguf/types.js";
-import { type GgmlType, typeName } from "../quant/format.js";
+import { GgmlType, typeName } from "../quant/format.js";
 import { dequantize, isSupported } from "../quant/index.js";
+import { checkFiniteF16 } from "../quant/f16.js";
 import { readRow, type Weight } from "../kernels/js/matmul.js";
 import { JsBackend, type Backend, type WeightStorage } from "../kernels/backend.js";
 import type { ModelConfig } from "./config.js";
@@ -67,6 +68,11 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
       throw new UnsupportedError(`${file}: tensor "${t.name}" has type ${typeName(t.type)}, which this build cannot compute with yet`);
     }
   };
+  // F16 matrices must be finite: the fast one-token kernel (src/kernels/wasm/native/matmul-f.ts
+  // oneF16) converts halves with a shortcut that is exact for finite values only
+  const finiteF16 = (name: string, type: GgmlType, data: Uint8Array): void => {
+    if (type === GgmlType.F16) checkFiniteF16(data, `${file}: tensor "${name}"`);
+  };
   /** the backend's packed layout for a matrix product's weights (not for rows read one at a time) */
   const pack = (w: Weight, st: WeightStorage): Weight => {
     if (!backend.packs?.(w.type, w.nOut)) return w;
@@ -78,6 +84,7 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
     checkShape(t, nMat === 1 ? [nIn, nOut] : [nIn, nOut, nMat]);
     const st = backend.allocWeight(t.nBytes);
     r.readTensorBytes(t, 0, t.nBytes, st.data);
+    finiteF16(name, t.type, st.data);
     bytes += t.nBytes;
     const w: Weight = { name, type: t.type, nIn, nOut, nMat, rowBytes: t.nBytes / (nOut * nMat), ...st };
     return packed ? pack(w, st) : w;
@@ -136,7 +143,10 @@ export function loadWeights(r: GgufReader, cfg: ModelConfig, backend: Backend = 
     }
     const per = parts[0]!.nBytes;
     const st = backend.allocWeight(per * cfg.nExpert);
-    parts.forEach((t, e) => r.readTensorBytes(t, 0, per, st.data.subarray(e * per, (e + 1) * per)));
+    parts.forEach((t, e) => {
+      r.readTensorBytes(t, 0, per, st.data.subarray(e * per, (e + 1) * per));
+      finiteF16(t.name, t.type, st.data.subarray(e * per, (e + 1) * per));
+    });
     bytes += per * cfg.nExpert;
     return pack({ name: `blk.${l}.${base}_exps.weight`, type: parts[0]!.type, nIn, nOut, nMat: cfg.nExpert, rowBytes: per / nOut, ...st }, st);
   };

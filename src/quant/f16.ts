@@ -1,4 +1,5 @@
 /** IEEE half and bfloat16 conversions, as ggml does them (round to nearest even). */
+import { ModelError } from "../errors.js";
 
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
@@ -65,4 +66,18 @@ export function f32ToBf16(x: number): number {
 /** Round a float32 through half precision (what storing in an F16 KV cache does). */
 export function roundF16(x: number): number {
   return F16_TABLE[f32ToF16(x)]!;
+}
+
+/**
+ * Throw a ModelError naming `what` if the halves in `data` hold an infinity or a NaN (a damaged
+ * file: the fast F16 kernels are exact for finite weights only).
+ */
+export function checkFiniteF16(data: Uint8Array, what: string): void {
+  const n = data.length >>> 1;
+  const h = (data.byteOffset & 1) === 0 ? new Uint16Array(data.buffer, data.byteOffset, n) : new Uint16Array(data.slice().buffer, 0, n);
+  for (let i = 0; i < n; i++) {
+    if ((h[i]! & 0x7c00) === 0x7c00) {
+      throw new ModelError(`${what} holds a non-finite F16 value (${h[i]! & 0x3ff ? "NaN" : "infinity"}, bits 0x${h[i]!.toString(16)}) at element ${i}; the file is damaged`);
+    }
+  }
 }

@@ -1,6 +1,7 @@
 // The unquantized element types F32, F16 and BF16 (one element per "block").
 // F32 weights take F32 activations, F16 weights F16 activations, BF16 weights BF16 activations, as
-// ggml-cpu's vec_dot_type does; the dot accumulates the float products in float64.
+// ggml-cpu's vec_dot_type does; the F32 and BF16 dots accumulate the products in float64, the F16 dot
+// (whose products are exact in float32) in float32 lanes, as llama.cpp does.
 // Conversions are ggml's: round to nearest even (f16.ts). Not the conversion routines themselves.
 
 import { F16_TABLE, bf16ToF32, f32ToBf16, f32ToF16 } from "./f16.js";
@@ -70,24 +71,36 @@ export function quantizeF16(x: Float32Array, xOff: number, n: number, dst: Uint8
   }
 }
 
+/**
+ * F16 · F16 (activations rounded to half, as ggml does). Every product of two halves is exact in
+ * float32 (11-bit significands, exponents in range), so the sum is float32 throughout, as in
+ * llama.cpp (there in its own lane order; here): element i goes into lane i mod 4 (each lane summed in element order), the lanes are then
+ * added as (l0 + l2) + (l1 + l3), and the last n mod 4 products after them, in order. The
+ * WebAssembly kernels (matmul-f.ts, tile-f.ts) compute exactly this, four lanes at a time.
+ */
 export function vecDotF16(n: number, w: Uint8Array, wOff: number, act: Uint8Array, aOff: number): number {
+  const t = F16_TABLE;
+  const fr = Math.fround;
   const wa = w.byteOffset + wOff;
   const aa = act.byteOffset + aOff;
-  const t = F16_TABLE;
-  let sum = 0;
-  if (((wa | aa) & 1) === 0) {
-    const wh = wViews.u16(w);
-    const ah = aViews.u16(act);
-    const wi = wa >>> 1;
-    const ai = aa >>> 1;
-    for (let i = 0; i < n; i++) sum += t[wh[wi + i]!]! * t[ah[ai + i]!]!;
-  } else {
-    for (let i = 0; i < n; i++) {
-      const wo = wOff + 2 * i;
-      const ao = aOff + 2 * i;
-      sum += t[w[wo]! | (w[wo + 1]! << 8)]! * t[act[ao]! | (act[ao + 1]! << 8)]!;
-    }
+  const aligned = ((wa | aa) & 1) === 0;
+  const wh = aligned ? wViews.u16(w) : undefined;
+  const ah = aligned ? aViews.u16(act) : undefined;
+  const wi = wa >>> 1, ai = aa >>> 1;
+  // the product of element i (exact: a double holding a float32 value)
+  const p = aligned
+    ? (i: number) => t[wh![wi + i]!]! * t[ah![ai + i]!]!
+    : (i: number) => t[w[wOff + 2 * i]! | (w[wOff + 2 * i + 1]! << 8)]! * t[act[aOff + 2 * i]! | (act[aOff + 2 * i + 1]! << 8)]!;
+  let l0 = 0, l1 = 0, l2 = 0, l3 = 0;
+  const n4 = n - (n % 4);
+  for (let i = 0; i < n4; i += 4) {
+    l0 = fr(l0 + p(i));
+    l1 = fr(l1 + p(i + 1));
+    l2 = fr(l2 + p(i + 2));
+    l3 = fr(l3 + p(i + 3));
   }
+  let sum = fr(fr(l0 + l2) + fr(l1 + l3));
+  for (let i = n4; i < n; i++) sum = fr(sum + p(i));
   return sum;
 }
 

@@ -121,7 +121,9 @@ function check(c: Case, w: Uint8Array, x: Float32Array, label: string, shift: nu
           continue;
         }
         const e = ref[t * nOut + r]!;
-        if (FLOAT_TYPES.includes(type) && !exact) {
+        // F16 sums in float32 lanes, bit for bit on every path; F32/BF16's one-token kernels sum
+        // float64 in another order than the reference (~1e-15)
+        if (FLOAT_TYPES.includes(type) && type !== GgmlType.F16 && !exact) {
           const mag = magnitude(type, w, r * rb, x, t * nIn, nIn);
           const tol = 3e-7 * Math.abs(e) + 1e-13 * mag + 1e-30;
           assert.ok(Math.abs(g - e) <= tol, `${label}: t=${t} r=${r}: wasm ${g} vs reference ${e}`);
@@ -232,6 +234,39 @@ test("multi-token float kernel (tile-f.ts): F16, BF16, F32 bit-identical to the 
     // activations in element windows over more than one 64-row block
     const w2 = makeWeights(type, 70, nIn, new Float32Array(70 * nIn).map(() => g()), u);
     check({ type, nIn, nOut: 70, nTok: 9 }, w2, new Float32Array(9 * nIn).map(() => g()), `${typeName(type)} tiled long rows, 70 rows`, 1, 3, true);
+  }
+});
+
+test("F16 sums in float32 lanes bit for bit on every path: one token (scaled halves), the four-row kernel, the tile; subnormals, signed zeros, the largest halves", () => {
+  const u = rng(1616);
+  const g = gaussian(u);
+  // special halves: zeros, subnormals, the smallest normal, the largest finite
+  const special = [0, 0x8000, 0x0001, 0x8001, 0x03ff, 0x83ff, 0x0400, 0x8400, 0x7bff, 0xfbff, 0x3c00, 0xbc00];
+  const halves = (n: number, mixed: boolean) => {
+    const out = new Uint8Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      const h = mixed && u() < 0.3 ? special[Math.floor(u() * special.length)]! : f32ToF16(g() * (u() < 0.5 ? 1 : 1e-4));
+      out[2 * i] = h & 0xff;
+      out[2 * i + 1] = h >>> 8;
+    }
+    return out;
+  };
+  for (const nIn of [1, 3, 4, 7, 8, 9, 12, 15, 16, 37, 261, 1030]) {
+    for (const nTok of [1, 2, 5]) {
+      const nOut = [5, 8, 9][nIn % 3]!;
+      const w = halves(nOut * nIn, true);
+      // activations: the reference rounds them to half; values that become specials too
+      const x = new Float32Array(nTok * nIn).map(() => (u() < 0.2 ? [0, -0, 6e-8, -6e-8, 65504, -65504, 1e-5][Math.floor(u() * 7)]! : g()));
+      check({ type: GgmlType.F16, nIn, nOut, nTok }, w, x, `F16 ${nOut}x${nIn} nTok=${nTok}`, 2, nTok === 2 ? 1 : 0, true);
+      if (nTok === 1) {
+        k.setTiledMatmul(false);
+        try {
+          check({ type: GgmlType.F16, nIn, nOut, nTok }, w, x, `F16 ${nOut}x${nIn} four-row kernel`, 0, 0, true);
+        } finally {
+          k.setTiledMatmul(true);
+        }
+      }
+    }
   }
 });
 

@@ -21,7 +21,9 @@ import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { k4Scales, q3Scales } from "./matmul-k";
 import { hsum4 } from "./common";
 import { f16Table, slotBytes } from "./tile";
+import { oneF16, prepF16, prepF16Bytes } from "./matmul-f";
 
+const F16: i32 = 1;
 const Q4_0: i32 = 2;
 const Q4_1: i32 = 3;
 const Q5_0: i32 = 6;
@@ -849,6 +851,13 @@ export function matmulOne(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
   const rb = <usize>rowBytes;
   const nb = nIn >> 5;
   switch (type) {
+    case F16: {
+      // F16 weights (never packed): the activation row as scaled f32 (matmul-f.ts)
+      if (pk) return false;
+      prepF16(act, nIn, s);
+      oneF16(w, rb, nIn, r0, r1, s, out);
+      return true;
+    }
     case Q4_0: case Q8_0: case IQ4_NL: case Q5_0: case Q4_1: case Q5_1: {
       prep32(act, nb, s, type == Q4_1 || type == Q5_1, RELAXED && type != Q8_0 && type != IQ4_NL);
       consts(slot);
@@ -882,5 +891,6 @@ export function matmulOne(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
 /** bytes matmulOne needs in its slot for a row of nIn */
 export function oneBytes(type: i32, nIn: i32): usize {
   if (type >= Q2_K && type <= Q6_K) return PREP + <usize>(nIn >> 8) * (KSB + 8);
+  if (type == F16) return PREP + prepF16Bytes(nIn);
   return PREP + (<usize>(nIn >> 5) << 6) + (<usize>(nIn >> 5) << 4);
 }

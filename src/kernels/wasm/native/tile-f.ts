@@ -12,9 +12,10 @@
 // token, 8 f64x2 accumulators (wider tiles spill registers in V8 and ran slower).
 //
 // Results are bit-identical to the reference (src/quant/float-types.ts vecDot*): the products of two
-// halves, two bfloat16 or two float32 are exact in float64, and each (row, token) sum is float64 in
-// element order, as the reference sums. (The relaxed build's f64x2.relaxed_madd may fuse or not:
-// with an exact product both round the same.)
+// bfloat16 or two float32 are exact in float64, and each (row, token) sum is float64 in element
+// order, as the reference sums. (The relaxed build's f64x2.relaxed_madd may fuse or not: with an
+// exact product both round the same.) F16 sums in float32 lanes as its reference does (the
+// products of two halves are exact in float32), with its own, wider tile: see the end of the file.
 
 import { RELAXED, f16ToF32, f16x4ToF32x4 } from "./common";
 import { slotBytes } from "./tile";
@@ -226,6 +227,7 @@ export function matmulTiledF(
 ): i32 {
   if (!isFloatTile(type) || nTok < minTok || nTok < 1 || r1 <= r0 || nIn <= 0) return 0;
   if (slotBytes() < ACTF + <usize>TMAX * (<usize>(KC << 3) + 64)) return 0;
+  if (type == F16) return matmulTiledF16(slot, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
   const room = slotBytes() - ACTF;
   const arb = <usize>actRowBytes;
   const rb = <usize>rowBytes;
@@ -254,6 +256,151 @@ export function matmulTiledF(
       case F16: rowsF(F16, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
       case BF16: rowsF(BF16, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
       default: rowsF(F32, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
+    }
+    t0 += tc;
+  }
+  return t0;
+}
+
+// ---- F16: float32, four lanes per (row, token) ----
+// The reference (vecDotF16) puts element i into lane i mod 4 of a float32 sum per (row, token),
+// then adds (l0 + l2) + (l1 + l3) and the last nIn mod 4 products. Here the activations of a chunk
+// are converted to f32 once, four weight rows a chunk of KC elements at a time into an f32 panel
+// (row j's elements contiguous), and a tile of 4 rows x 2 tokens keeps 8 f32x4 accumulators: per
+// 4 elements, 4 panel loads, and per token one activation load and 4 multiply-adds (4 elements
+// each, twice the f64 tile's width). The accumulators of a block of RB16 rows stay in the slot.
+
+/** rows per block (4 rows x 4 lanes x f32 per token: RB16 x TMAX x 16 bytes fit the accumulator area) */
+const RB16: i32 = 32;
+
+/** c + a·b in float32 (a·b exact: a product of two halves) */
+@inline function maddF(a: v128, b: v128, c: v128): v128 {
+  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
+/** n (a multiple of 4) halves at p as exact f32 at dst */
+@inline function actRowF16(p: usize, n: i32, dst: usize): void {
+  for (let i = 0; i < n; i += 4) v128.store(dst + (<usize>i << 2), cvt4(F16, p, i));
+}
+
+/** elements [k0, k0+n) (n a multiple of 4) of four rows as f32 at dst: row j at dst + j·KC·4 */
+@inline function panelF16(p0: usize, p1: usize, p2: usize, p3: usize, k0: i32, n: i32, dst: usize): void {
+  const rs = <usize>KC << 2;
+  for (let i = 0; i < n; i += 4) {
+    const o = dst + (<usize>i << 2);
+    v128.store(o, cvt4(F16, p0, k0 + i));
+    v128.store(o + rs, cvt4(F16, p1, k0 + i));
+    v128.store(o + 2 * rs, cvt4(F16, p2, k0 + i));
+    v128.store(o + 3 * rs, cvt4(F16, p3, k0 + i));
+  }
+}
+
+/** G (1, 2) tokens (token j's f32 activations at a + j·ast) over n panel elements; token j's rows at acc + 64j */
+@inline function tileF16(G: i32, pan: usize, n: i32, a: usize, ast: usize, acc: usize): void {
+  const rs = <usize>KC << 2;
+  let c00 = v128.load(acc), c01 = v128.load(acc, 16), c02 = v128.load(acc, 32), c03 = v128.load(acc, 48);
+  let c10 = c00, c11 = c01, c12 = c02, c13 = c03;
+  if (G > 1) { c10 = v128.load(acc, 64); c11 = v128.load(acc, 80); c12 = v128.load(acc, 96); c13 = v128.load(acc, 112); }
+  const a1 = a + ast;
+  for (let k = 0; k < n; k += 4) {
+    const o = <usize>k << 2;
+    const w0 = v128.load(pan + o), w1 = v128.load(pan + rs + o), w2 = v128.load(pan + 2 * rs + o), w3 = v128.load(pan + 3 * rs + o);
+    const x0 = v128.load(a + o);
+    c00 = maddF(w0, x0, c00);
+    c01 = maddF(w1, x0, c01);
+    c02 = maddF(w2, x0, c02);
+    c03 = maddF(w3, x0, c03);
+    if (G > 1) {
+      const x1 = v128.load(a1 + o);
+      c10 = maddF(w0, x1, c10);
+      c11 = maddF(w1, x1, c11);
+      c12 = maddF(w2, x1, c12);
+      c13 = maddF(w3, x1, c13);
+    }
+  }
+  v128.store(acc, c00); v128.store(acc, c01, 16); v128.store(acc, c02, 32); v128.store(acc, c03, 48);
+  if (G > 1) { v128.store(acc, c10, 64); v128.store(acc, c11, 80); v128.store(acc, c12, 96); v128.store(acc, c13, 112); }
+}
+
+function tileF16x2(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tileF16(2, pan, n, a, ast, acc); }
+function tileF16x1(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tileF16(1, pan, n, a, ast, acc); }
+
+/** the F16 tile (matmulTiledF's arguments): tokens [0, done) for rows [r0, r1) */
+function matmulTiledF16(
+  slot: usize, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
+  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
+): i32 {
+  const room = slotBytes() - ACTF;
+  const arb = <usize>actRowBytes;
+  const rb = <usize>rowBytes;
+  const af = slot + ACTF;
+  const pan = slot + PANEL;
+  const acc = slot + ACCF;
+  // the lanes take elements [0, n4); the last nIn mod 4 are added after the lanes
+  const n4 = nIn & ~3;
+  let t0 = 0;
+  while (nTok - t0 >= minTok && t0 < nTok) {
+    const rem = nTok - t0;
+    const nc = (rem + TMAX - 1) / TMAX;
+    const tc = (rem + nc - 1) / nc;
+    let ast = (((<usize>nIn << 2) + 63) & ~(<usize>63)) + 64;
+    let kw = n4;
+    if (<usize>tc * ast > room) {
+      kw = <i32>(((room / <usize>tc - 64) >> 2) & ~(<usize>(KC - 1)));
+      ast = (<usize>kw << 2) + 64;
+    }
+    const full = kw >= n4;
+    if (full) for (let t = 0; t < tc; t++) actRowF16(act + <usize>(t0 + t) * arb, n4, af + <usize>t * ast);
+    const gb = <usize>tc << 6;
+    const z = f32x4.splat(0);
+    for (let b0 = r0; b0 < r1; b0 += RB16) {
+      const b1 = min(r1, b0 + RB16);
+      const accEnd = <usize>((b1 - b0 + 3) >> 2) * gb;
+      for (let i: usize = 0; i < accEnd; i += 16) v128.store(acc + i, z);
+      for (let w0 = 0; w0 < n4; w0 += kw) {
+        const nw = min(kw, n4 - w0);
+        if (!full) {
+          for (let t = 0; t < tc; t++) actRowF16(act + <usize>(t0 + t) * arb + (<usize>w0 << 1), nw, af + <usize>t * ast);
+        }
+        let ag = acc;
+        for (let r = b0; r < b1; r += 4) {
+          const nv = min(4, b1 - r);
+          const p0 = w + <usize>r * rb;
+          const p1 = nv > 1 ? p0 + rb : p0;
+          const p2 = nv > 2 ? p1 + rb : p1;
+          const p3 = nv > 3 ? p2 + rb : p2;
+          for (let k0 = w0; k0 < w0 + nw; k0 += KC) {
+            const n = min(KC, w0 + nw - k0);
+            panelF16(p0, p1, p2, p3, k0, n, pan);
+            const ak = af + (<usize>(k0 - w0) << 2);
+            let t = 0;
+            for (; t + 2 <= tc; t += 2) tileF16x2(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 6));
+            if (t < tc) tileF16x1(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 6));
+          }
+          ag += gb;
+        }
+      }
+      // (l0 + l2) + (l1 + l3) per (row, token), then the tail elements in order
+      let ag = acc;
+      for (let r = b0; r < b1; r += 4) {
+        const nv = min(4, b1 - r);
+        for (let t = 0; t < tc; t++) {
+          const ap = act + <usize>(t0 + t) * arb;
+          const o = out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2);
+          for (let j = 0; j < nv; j++) {
+            const c = v128.load(ag + (<usize>t << 6) + (<usize>j << 4));
+            const h = f32x4.add(c, i32x4.shuffle(c, c, 2, 3, 0, 1));
+            let sum: f32 = f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
+            const wr = w + <usize>(r + j) * rb;
+            for (let i = n4; i < nIn; i++) {
+              sum += f16ToF32(load<u16>(wr + (<usize>i << 1))) * f16ToF32(load<u16>(ap + (<usize>i << 1)));
+            }
+            store<f32>(o + (<usize>j << 2), sum);
+          }
+        }
+        ag += gb;
+      }
     }
     t0 += tc;
   }

@@ -6,7 +6,7 @@
  * activations are quantized once); GB/s counts weight bytes per token (a 16-token matmul that reads
  * the weights once but takes as long as 16 single-token ones shows the one-token figure).
  *   node dist/kernels/wasm/speed.js [Q4_0 Q8_0 ...] [--tok 1,16,64] [--rows 14336] [--cols 4096]
- *     [--ts 1|all|none] [--min-ms 400]
+ *     [--ts 1|all|none] [--min-ms 400] [--packed]
  * --ts 1 (default) times the reference at one token only and shows ~nTok times that for the others
  * (it has no reuse across tokens); all times it at every count (slow); none skips it. Results of
  * every kernel are compared with the reference at the smallest token count (must be identical).
@@ -16,7 +16,7 @@ import { f32ToF16 } from "../../quant/f16.js";
 import { GgmlType, blockFormat, rowBytes, typeByName, typeName } from "../../quant/format.js";
 import { vecDotType } from "../../quant/index.js";
 import { rng } from "../../quant/testing.js";
-import { matmulQuantized, quantizeRows } from "../js/matmul.js";
+import { canPack, matmulQuantized, packRows as packRowsTs, quantizeRows } from "../js/matmul.js";
 import { WasmKernels } from "./backend.js";
 
 const SCALE_FIELDS: Partial<Record<GgmlType, number[]>> = {
@@ -76,7 +76,9 @@ const nOut = Number(opt("--rows") ?? 14336);
 const nIn = Number(opt("--cols") ?? 4096);
 const tsMode = opt("--ts") ?? "1";
 const minMs = Number(opt("--min-ms") ?? 400);
-const names = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1]!.startsWith("--")));
+// --packed: the weights in the backend's load-time layout (rows interleaved four at a time)
+const packed = args.includes("--packed");
+const names = args.filter((a, i) => !a.startsWith("--") && !(i > 0 && args[i - 1]!.startsWith("--") && args[i - 1] !== "--packed"));
 const types = (names.length ? names : ["Q4_0", "Q8_0", "Q4_K", "Q6_K", "Q5_0", "Q5_1", "Q4_1", "Q5_K", "Q3_K", "Q2_K", "IQ4_NL"]).map((n) => {
   const f = typeByName(n);
   if (!f) throw new Error(`unknown type ${n}`);
@@ -96,17 +98,20 @@ for (const type of types) {
   const wp = k.alloc(bytes);
   const w = k.u8(wp, bytes);
   randomWeights(type, w, u);
+  const pk = packed && canPack(type, nOut);
+  if (pk) k.packRows(type, wp, nOut, rb);
   const dt = vecDotType(type);
   const xp = k.put(x);
   const arb = k.actRowBytes(dt, nIn);
   const ap = k.alloc(arb * maxTok);
   k.quantizeRows(dt, xp, maxTok, nIn, ap);
   const op = k.alloc(4 * nOut * maxTok);
-  const weight = { name: "w", type, nIn, nOut, nMat: 1, rowBytes: rb, data: w };
+  const weight = { name: "w", type, nIn, nOut, nMat: 1, rowBytes: rb, data: pk ? w.slice() : w };
+  if (pk) packRowsTs(type, w, weight.data, nOut, rb, true);
   const cells: string[] = [];
   let tsOne = 0;
   for (const nTok of toks) {
-    const run = () => k.matmul(type, wp, rb, nIn, 0, nOut, ap, arb, nTok, op, nOut);
+    const run = () => k.matmul(type, wp, rb, nIn, 0, nOut, ap, arb, nTok, op, nOut, pk);
     k.setTiledMatmul(false);
     const plainMs = time(run, minMs);
     k.setTiledMatmul(true);

@@ -496,12 +496,20 @@ function unpackK(type: i32, p: usize, dst: usize): void {
   for (let i: usize = 0; i < 256; i += 16) v128.store(acc + i, z);
 }
 
-/** 32-element block types: rows [r0, r1) for one token chunk of G groups */
-@inline function rows32(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
+/**
+ * 32-element block types: rows [r0, r1) for one token chunk of G groups. RX (the relaxed build's
+ * Q4_0, Q4_1, Q5_0, Q5_1): four weight bytes broadcast meet the element quads of four tokens
+ * (prepBlockR) in one i16x8.relaxed_dot_i8x16_i7x16_s; the i16 sums of 16 elements (8 products a
+ * lane, |sum| <= 8·31·128) are widened to i32, the offset of Q4_0/Q5_0 is subtracted with the
+ * tokens' block sums. Otherwise the weights come widened to i16 and meet the tokens in
+ * i32x4.dot_i16x8_s.
+ */
+@inline function rows32(RX: bool, G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   const ws0 = slot + WS, ws1 = ws0 + WROW;
   const acc = slot + ACC;
-  const sb: usize = q81 ? 64 : 32;
+  const sb: usize = q81 ? 64 : RX ? 48 : 32;
+  const bias = RX && (type == Q4_0 || type == Q5_0);
   const gu = <usize>G;
   const st = blockStep(tb, pk);
   for (let r = r0; r < r1; r += 2) {
@@ -511,36 +519,81 @@ function unpackK(type: i32, p: usize, dst: usize): void {
     zeroAcc(acc);
     for (let c = 0; c < nb; c += 8) {
       const n = min(8, nb - c);
-      unpack32(type, p0 + <usize>c * st, n, ws0, st);
-      unpack32(type, p1 + <usize>c * st, n, ws1, st);
+      if (RX) {
+        unpack32R(type, p0 + <usize>c * st, n, ws0, st);
+        unpack32R(type, p1 + <usize>c * st, n, ws1, st);
+      } else {
+        unpack32(type, p0 + <usize>c * st, n, ws0, st);
+        unpack32(type, p1 + <usize>c * st, n, ws1, st);
+      }
       for (let s = 0; s < n; s++) {
         const b = c + s;
-        const ab = a4 + ((<usize>b * gu) << 8);
-        const w0 = ws0 + (<usize>s << 6), w1 = ws1 + (<usize>s << 6);
+        const ab = a4 + ((<usize>b * gu) << (RX ? 7 : 8));
+        const w0 = ws0 + (<usize>s << (RX ? 5 : 6)), w1 = ws1 + (<usize>s << (RX ? 5 : 6));
         let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c02 = i32x4.splat(0), c03 = i32x4.splat(0);
         let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
-        for (let k: usize = 0; k < 64; k += 4) {
-          const y0 = v128.load32_splat(w0 + k), y1 = v128.load32_splat(w1 + k);
-          const x0 = v128.load(ab + (k << 2));
-          c00 = i32x4.add(c00, i32x4.dot_i16x8_s(y0, x0));
-          c10 = i32x4.add(c10, i32x4.dot_i16x8_s(y1, x0));
-          if (G > 1) {
-            const x1 = v128.load(ab + (k << 2), 256);
-            c01 = i32x4.add(c01, i32x4.dot_i16x8_s(y0, x1));
-            c11 = i32x4.add(c11, i32x4.dot_i16x8_s(y1, x1));
+        if (RX) {
+          for (let h: usize = 0; h < 32; h += 16) {
+            let s00 = i16x8.splat(0), s01 = s00, s02 = s00, s03 = s00;
+            let s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+            for (let k: usize = h; k < h + 16; k += 4) {
+              const y0 = v128.load32_splat(w0 + k), y1 = v128.load32_splat(w1 + k);
+              const x0 = v128.load(ab + (k << 2));
+              s00 = i16x8.add(s00, rdot(x0, y0));
+              s10 = i16x8.add(s10, rdot(x0, y1));
+              if (G > 1) {
+                const x1 = v128.load(ab + (k << 2), 128);
+                s01 = i16x8.add(s01, rdot(x1, y0));
+                s11 = i16x8.add(s11, rdot(x1, y1));
+              }
+              if (G > 2) {
+                const x2 = v128.load(ab + (k << 2), 256);
+                s02 = i16x8.add(s02, rdot(x2, y0));
+                s12 = i16x8.add(s12, rdot(x2, y1));
+              }
+              if (G > 3) {
+                const x3 = v128.load(ab + (k << 2), 384);
+                s03 = i16x8.add(s03, rdot(x3, y0));
+                s13 = i16x8.add(s13, rdot(x3, y1));
+              }
+            }
+            c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(s00));
+            c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(s10));
+            if (G > 1) { c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(s01)); c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(s11)); }
+            if (G > 2) { c02 = i32x4.add(c02, i32x4.extadd_pairwise_i16x8_s(s02)); c12 = i32x4.add(c12, i32x4.extadd_pairwise_i16x8_s(s12)); }
+            if (G > 3) { c03 = i32x4.add(c03, i32x4.extadd_pairwise_i16x8_s(s03)); c13 = i32x4.add(c13, i32x4.extadd_pairwise_i16x8_s(s13)); }
           }
-          if (G > 2) {
-            const x2 = v128.load(ab + (k << 2), 512);
-            c02 = i32x4.add(c02, i32x4.dot_i16x8_s(y0, x2));
-            c12 = i32x4.add(c12, i32x4.dot_i16x8_s(y1, x2));
-          }
-          if (G > 3) {
-            const x3 = v128.load(ab + (k << 2), 768);
-            c03 = i32x4.add(c03, i32x4.dot_i16x8_s(y0, x3));
-            c13 = i32x4.add(c13, i32x4.dot_i16x8_s(y1, x3));
+        } else {
+          for (let k: usize = 0; k < 64; k += 4) {
+            const y0 = v128.load32_splat(w0 + k), y1 = v128.load32_splat(w1 + k);
+            const x0 = v128.load(ab + (k << 2));
+            c00 = i32x4.add(c00, i32x4.dot_i16x8_s(y0, x0));
+            c10 = i32x4.add(c10, i32x4.dot_i16x8_s(y1, x0));
+            if (G > 1) {
+              const x1 = v128.load(ab + (k << 2), 256);
+              c01 = i32x4.add(c01, i32x4.dot_i16x8_s(y0, x1));
+              c11 = i32x4.add(c11, i32x4.dot_i16x8_s(y1, x1));
+            }
+            if (G > 2) {
+              const x2 = v128.load(ab + (k << 2), 512);
+              c02 = i32x4.add(c02, i32x4.dot_i16x8_s(y0, x2));
+              c12 = i32x4.add(c12, i32x4.dot_i16x8_s(y1, x2));
+            }
+            if (G > 3) {
+              const x3 = v128.load(ab + (k << 2), 768);
+              c03 = i32x4.add(c03, i32x4.dot_i16x8_s(y0, x3));
+              c13 = i32x4.add(c13, i32x4.dot_i16x8_s(y1, x3));
+            }
           }
         }
         const sd = side + <usize>b * gu * sb;
+        if (bias) {
+          const o0 = v128.load(sd, 32);
+          c00 = i32x4.sub(c00, o0); c10 = i32x4.sub(c10, o0);
+          if (G > 1) { const o1 = v128.load(sd + sb, 32); c01 = i32x4.sub(c01, o1); c11 = i32x4.sub(c11, o1); }
+          if (G > 2) { const o2 = v128.load(sd + 2 * sb, 32); c02 = i32x4.sub(c02, o2); c12 = i32x4.sub(c12, o2); }
+          if (G > 3) { const o3 = v128.load(sd + 3 * sb, 32); c03 = i32x4.sub(c03, o3); c13 = i32x4.sub(c13, o3); }
+        }
         const so = <usize>s << 2;
         const dw0 = f64x2.splat(<f64>load<f32>(ws0 + so, 512)), dw1 = f64x2.splat(<f64>load<f32>(ws1 + so, 512));
         const mw0 = q81 ? f64x2.splat(<f64>load<f32>(ws0 + so, 544)) : dw0, mw1 = q81 ? f64x2.splat(<f64>load<f32>(ws1 + so, 544)) : dw1;
@@ -659,103 +712,23 @@ function unpack32R(type: i32, p: usize, n: i32, dst: usize, st: usize): void {
   }
 }
 
-/**
- * rows32 of the relaxed build (Q4_0, Q4_1, Q5_0, Q5_1): four weight bytes broadcast meet the
- * element quads of four tokens (prepBlockR) in one i16x8.relaxed_dot_i8x16_i7x16_s; the i16 sums
- * of 16 elements (8 products a lane, |sum| <= 8·31·128) are widened to i32, the offset of
- * Q4_0/Q5_0 is subtracted with the tokens' block sums.
- */
-@inline function rows32R(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
-  slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
-  const ws0 = slot + WS, ws1 = ws0 + WROW;
-  const acc = slot + ACC;
-  const sb: usize = q81 ? 64 : 48;
-  const bias = type == Q4_0 || type == Q5_0;
-  const gu = <usize>G;
-  const st = blockStep(tb, pk);
-  for (let r = r0; r < r1; r += 2) {
-    const nr = min(2, r1 - r);
-    const p0 = rowAt(w, r, rb, tb, pk);
-    const p1 = nr > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
-    zeroAcc(acc);
-    for (let c = 0; c < nb; c += 8) {
-      const n = min(8, nb - c);
-      unpack32R(type, p0 + <usize>c * st, n, ws0, st);
-      unpack32R(type, p1 + <usize>c * st, n, ws1, st);
-      for (let s = 0; s < n; s++) {
-        const b = c + s;
-        const ab = a4 + ((<usize>b * gu) << 7);
-        const w0 = ws0 + (<usize>s << 5), w1 = ws1 + (<usize>s << 5);
-        let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c02 = i32x4.splat(0), c03 = i32x4.splat(0);
-        let c10 = i32x4.splat(0), c11 = i32x4.splat(0), c12 = i32x4.splat(0), c13 = i32x4.splat(0);
-        for (let h: usize = 0; h < 32; h += 16) {
-          let s00 = i16x8.splat(0), s01 = s00, s02 = s00, s03 = s00;
-          let s10 = s00, s11 = s00, s12 = s00, s13 = s00;
-          for (let k: usize = h; k < h + 16; k += 4) {
-            const y0 = v128.load32_splat(w0 + k), y1 = v128.load32_splat(w1 + k);
-            const x0 = v128.load(ab + (k << 2));
-            s00 = i16x8.add(s00, rdot(x0, y0));
-            s10 = i16x8.add(s10, rdot(x0, y1));
-            if (G > 1) {
-              const x1 = v128.load(ab + (k << 2), 128);
-              s01 = i16x8.add(s01, rdot(x1, y0));
-              s11 = i16x8.add(s11, rdot(x1, y1));
-            }
-            if (G > 2) {
-              const x2 = v128.load(ab + (k << 2), 256);
-              s02 = i16x8.add(s02, rdot(x2, y0));
-              s12 = i16x8.add(s12, rdot(x2, y1));
-            }
-            if (G > 3) {
-              const x3 = v128.load(ab + (k << 2), 384);
-              s03 = i16x8.add(s03, rdot(x3, y0));
-              s13 = i16x8.add(s13, rdot(x3, y1));
-            }
-          }
-          c00 = i32x4.add(c00, i32x4.extadd_pairwise_i16x8_s(s00));
-          c10 = i32x4.add(c10, i32x4.extadd_pairwise_i16x8_s(s10));
-          if (G > 1) { c01 = i32x4.add(c01, i32x4.extadd_pairwise_i16x8_s(s01)); c11 = i32x4.add(c11, i32x4.extadd_pairwise_i16x8_s(s11)); }
-          if (G > 2) { c02 = i32x4.add(c02, i32x4.extadd_pairwise_i16x8_s(s02)); c12 = i32x4.add(c12, i32x4.extadd_pairwise_i16x8_s(s12)); }
-          if (G > 3) { c03 = i32x4.add(c03, i32x4.extadd_pairwise_i16x8_s(s03)); c13 = i32x4.add(c13, i32x4.extadd_pairwise_i16x8_s(s13)); }
-        }
-        const sd = side + <usize>b * gu * sb;
-        if (bias) {
-          const o0 = v128.load(sd, 32);
-          c00 = i32x4.sub(c00, o0); c10 = i32x4.sub(c10, o0);
-          if (G > 1) { const o1 = v128.load(sd + sb, 32); c01 = i32x4.sub(c01, o1); c11 = i32x4.sub(c11, o1); }
-          if (G > 2) { const o2 = v128.load(sd + 2 * sb, 32); c02 = i32x4.sub(c02, o2); c12 = i32x4.sub(c12, o2); }
-          if (G > 3) { const o3 = v128.load(sd + 3 * sb, 32); c03 = i32x4.sub(c03, o3); c13 = i32x4.sub(c13, o3); }
-        }
-        const so = <usize>s << 2;
-        const dw0 = f64x2.splat(<f64>load<f32>(ws0 + so, 512)), dw1 = f64x2.splat(<f64>load<f32>(ws1 + so, 512));
-        const mw0 = q81 ? f64x2.splat(<f64>load<f32>(ws0 + so, 544)) : dw0, mw1 = q81 ? f64x2.splat(<f64>load<f32>(ws1 + so, 544)) : dw1;
-        float32(acc, c00, dw0, sd, q81, mw0);
-        float32(acc + 128, c10, dw1, sd, q81, mw1);
-        if (G > 1) { float32(acc + 32, c01, dw0, sd + sb, q81, mw0); float32(acc + 160, c11, dw1, sd + sb, q81, mw1); }
-        if (G > 2) { float32(acc + 64, c02, dw0, sd + 2 * sb, q81, mw0); float32(acc + 192, c12, dw1, sd + 2 * sb, q81, mw1); }
-        if (G > 3) { float32(acc + 96, c03, dw0, sd + 3 * sb, q81, mw0); float32(acc + 224, c13, dw1, sd + 3 * sb, q81, mw1); }
-      }
-    }
-    storeOut(acc, out, outStride, r, nr, t0, tc);
-  }
-}
 
 function run32R(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: usize, nb: i32, r0: i32, r1: i32,
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   if (!RELAXED) return;
   if (q81) {
     switch (G) {
-      case 1: rows32R(1, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32R(2, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32R(3, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32R(4, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32(true, 1, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32(true, 2, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32(true, 3, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32(true, 4, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   } else {
     switch (G) {
-      case 1: rows32R(1, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32R(2, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32R(3, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32R(4, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32(true, 1, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32(true, 2, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32(true, 3, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32(true, 4, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   }
 }
@@ -764,17 +737,17 @@ function run32(G: i32, q81: bool, type: i32, pk: bool, w: usize, rb: usize, tb: 
   slot: usize, a4: usize, side: usize, out: usize, outStride: i32, t0: i32, tc: i32): void {
   if (q81) {
     switch (G) {
-      case 1: rows32(1, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32(2, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32(3, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32(4, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32(false, 1, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32(false, 2, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32(false, 3, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32(false, 4, true, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   } else {
     switch (G) {
-      case 1: rows32(1, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 2: rows32(2, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      case 3: rows32(3, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
-      default: rows32(4, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 1: rows32(false, 1, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 2: rows32(false, 2, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      case 3: rows32(false, 3, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
+      default: rows32(false, 4, false, type, pk, w, rb, tb, nb, r0, r1, slot, a4, side, out, outStride, t0, tc); break;
     }
   }
 }

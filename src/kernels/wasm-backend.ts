@@ -434,7 +434,7 @@ export class WasmBackend implements Backend {
       for (let t = starts[i]!; t < starts[i + 1]!; t++) { kv[2 * t] = K[i]!.byteOffset; kv[2 * t + 1] = V[i]!.byteOffset; }
     }
     const args = [qPtr, nTok, posPtr, kvPtr, f16 ? 1 : 0, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, 0];
-    if (parallel) this.getPool().parallel(sh, "attentionRows", nTok * s.nHead, 1, 10, 11, args, this.threads, { arg: 9, stride: per });
+    if (parallel) this.getPool().parallel(sh, "attentionRows", nTok * s.nHead, this.headGrain(s, nTok), 10, 11, args, this.threads, { arg: 9, stride: per });
     else k.exports.attentionRows(qPtr, nTok, posPtr, kvPtr, f16 ? 1 : 0, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, nTok * s.nHead);
     out.set(k.f32(outPtr, nTok * dim));
     return true;
@@ -458,14 +458,23 @@ export class WasmBackend implements Backend {
     for (let i = 0; i < nTok; i++) pv[i] = positions[i]!;
     const kvF16 = K instanceof Uint16Array ? 1 : 0;
     if (nThreads > 1) {
-      // heads split across threads, each thread with its own scratch
-      this.getPool().parallel(sh, "attention", s.nHead, 1, 11, 12,
+      // heads split across threads (in whole KV groups where there are enough), each thread with its own scratch
+      this.getPool().parallel(sh, "attention", s.nHead, this.headGrain(s, 1), 11, 12,
         [qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, 0], nThreads, { arg: 10, stride: per });
     } else {
       k.exports.attention(qPtr, nTok, posPtr, K.byteOffset, V.byteOffset, kvF16, s.nHead, s.nHeadKv, s.headDim, outPtr, scr, 0, s.nHead);
     }
     out.set(k.f32(outPtr, nTok * dim));
     return true;
+  }
+
+  /**
+   * Heads per unit of a threaded attention job over nTok tokens: a KV group's query heads (the
+   * kernel reads each K/V row once for all of them) when that leaves work for every thread, else 1.
+   */
+  private headGrain(s: AttentionShape, nTok: number): number {
+    const group = Math.max(1, Math.floor(s.nHead / s.nHeadKv));
+    return nTok * s.nHeadKv >= this.threads ? group : 1;
   }
 
   close(): void {

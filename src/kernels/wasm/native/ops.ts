@@ -168,9 +168,12 @@ export function softmax(x: usize, n: i32): void {
 
 // ---- attention ----
 
-/** bytes of attention scratch for one thread: acc f64[headDim], q f32[headDim], scores f32[maxPos+1] */
+/** query heads of one KV head taken together (their K and V rows are read, and converted, once) */
+const HG: i32 = 4;
+
+/** bytes of attention scratch for one thread: per head of a group, acc f64[headDim], q f32[headDim], scores f32[maxPos+1] */
 export function attentionScratchBytes(headDim: i32, maxPos: i32): i32 {
-  return headDim * 12 + (maxPos + 1) * 4 + 16;
+  return HG * (headDim * 12 + (maxPos + 1) * 4 + 16) + 16;
 }
 
 // This instance's own scratch (module globals are per instance, so per thread): what attention
@@ -184,42 +187,6 @@ export function setScratch(ptr: usize, bytes: usize): void {
   ownScratchBytes = bytes;
 }
 
-/** Σ q[d]*k[d] over headDim (f32 K): products exact in float64 */
-@inline function dotF32(q: usize, k: usize, n: i32): f64 {
-  let s0 = f64x2.splat(0);
-  let s1 = f64x2.splat(0);
-  let d = 0;
-  for (; d + 4 <= n; d += 4) {
-    const o = <usize>d << 2;
-    const qv = v128.load(q + o);
-    const kv = v128.load(k + o);
-    s0 = f64x2.add(s0, f64x2.mul(lo64(qv), lo64(kv)));
-    s1 = f64x2.add(s1, f64x2.mul(hi64(qv), hi64(kv)));
-  }
-  s0 = f64x2.add(s0, s1);
-  let s = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
-  for (; d < n; d++) s += <f64>load<f32>(q + (<usize>d << 2)) * <f64>load<f32>(k + (<usize>d << 2));
-  return s;
-}
-
-/** Σ q[d]*k[d] over headDim (f16 K, q already rounded to half): products exact in float32 */
-@inline function dotF16(q: usize, k: usize, n: i32): f64 {
-  let s0 = f64x2.splat(0);
-  let s1 = f64x2.splat(0);
-  let d = 0;
-  for (; d + 8 <= n; d += 8) {
-    const kv = v128.load(k + (<usize>d << 1));
-    const pl = f32x4.mul(v128.load(q + (<usize>d << 2)), f16x4ToF32x4(i32x4.extend_low_i16x8_u(kv)));
-    const ph = f32x4.mul(v128.load(q + (<usize>d << 2), 16), f16x4ToF32x4(i32x4.extend_high_i16x8_u(kv)));
-    s0 = f64x2.add(s0, f64x2.add(lo64(pl), lo64(ph)));
-    s1 = f64x2.add(s1, f64x2.add(hi64(pl), hi64(ph)));
-  }
-  s0 = f64x2.add(s0, s1);
-  let s = f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1);
-  for (; d < n; d++) s += <f64>(load<f32>(q + (<usize>d << 2)) * f16ToF32(load<u16>(k + (<usize>d << 1))));
-  return s;
-}
-
 /**
  * Causal attention with grouped-query heads, as src/kernels/js/attention.ts: for tokens t < nTok
  * and heads h0 <= h < h1, scores over cache rows 0..pos[t] (K.q, times 1/sqrt(headDim)), softmax
@@ -228,6 +195,10 @@ export function setScratch(ptr: usize, bytes: usize): void {
  * rounded to half first, as ggml does). scratch: attentionScratchBytes(headDim, max pos) bytes
  * for this thread, or 0 for the instance's own (setScratch). Returns 0, or -1 (nothing done) when
  * scratch is 0 and the instance's is missing or too small.
+ *
+ * The query heads that share a KV head are taken up to HG at a time: each K and V row is read
+ * (and, from an F16 cache, converted) once for all of them. Each head's arithmetic is the same,
+ * in the same order, as one head alone.
  */
 export function attention(
   q: usize, nTok: i32, pos: usize, k: usize, v: usize, kvF16: i32,
@@ -240,81 +211,193 @@ export function attention(
     scratch = ownScratch;
   }
   const group = nHead / nHeadKv;
-  const kvRow = <usize>(nHeadKv * headDim);
-  const es: usize = kvF16 != 0 ? 2 : 4;
-  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
-  const acc = (scratch + 7) & ~<usize>7;
-  const qh = acc + (<usize>headDim << 3);
-  const scores = qh + (<usize>headDim << 2);
   for (let t = 0; t < nTok; t++) {
     const n = load<i32>(pos + (<usize>t << 2)) + 1;
-    for (let h = h0; h < h1; h++) {
-      const qo = (<usize>t * <usize>nHead + <usize>h) * <usize>headDim;
-      const ko = <usize>(h / group) * <usize>headDim;
-      const qp = q + (qo << 2);
-      if (kvF16 != 0) {
-        for (let d = 0; d < headDim; d++) {
-          store<f32>(qh + (<usize>d << 2), f16ToF32(f32ToF16(load<f32>(qp + (<usize>d << 2)))));
-        }
-      } else {
-        memory.copy(qh, qp, <usize>headDim << 2);
-      }
-      let max: f32 = -Infinity;
-      for (let j = 0; j < n; j++) {
-        const kp = k + (<usize>j * kvRow + ko) * es;
-        const dot = kvF16 != 0 ? dotF16(qh, kp, headDim) : dotF32(qh, kp, headDim);
-        const sc = <f32>dot * scale;
-        store<f32>(scores + (<usize>j << 2), sc);
-        if (sc > max) max = sc;
-      }
-      let sum: f64 = 0;
-      for (let j = 0; j < n; j++) {
-        const o = scores + (<usize>j << 2);
-        const e = <f32>expF64(<f64>load<f32>(o) - <f64>max);
-        store<f32>(o, e);
-        sum += <f64>e;
-      }
-      const inv = <f32>(1.0 / sum);
-      memory.fill(acc, 0, <usize>headDim << 3);
-      for (let j = 0; j < n; j++) {
-        let p = load<f32>(scores + (<usize>j << 2)) * inv;
-        if (kvF16 != 0) p = f16ToF32(f32ToF16(p));
-        const pv = f64x2.splat(<f64>p);
-        const vp = v + (<usize>j * kvRow + ko) * es;
-        let d = 0;
-        if (kvF16 != 0) {
-          for (; d + 8 <= headDim; d += 8) {
-            const vv = v128.load(vp + (<usize>d << 1));
-            const lo = f16x4ToF32x4(i32x4.extend_low_i16x8_u(vv));
-            const hi = f16x4ToF32x4(i32x4.extend_high_i16x8_u(vv));
-            const ap = acc + (<usize>d << 3);
-            v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(pv, lo64(lo))));
-            v128.store(ap, f64x2.add(v128.load(ap, 16), f64x2.mul(pv, hi64(lo))), 16);
-            v128.store(ap, f64x2.add(v128.load(ap, 32), f64x2.mul(pv, lo64(hi))), 32);
-            v128.store(ap, f64x2.add(v128.load(ap, 48), f64x2.mul(pv, hi64(hi))), 48);
-          }
-          for (; d < headDim; d++) {
-            const ap = acc + (<usize>d << 3);
-            store<f64>(ap, load<f64>(ap) + <f64>p * <f64>f16ToF32(load<u16>(vp + (<usize>d << 1))));
-          }
-        } else {
-          for (; d + 4 <= headDim; d += 4) {
-            const vv = v128.load(vp + (<usize>d << 2));
-            const ap = acc + (<usize>d << 3);
-            v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(pv, lo64(vv))));
-            v128.store(ap, f64x2.add(v128.load(ap, 16), f64x2.mul(pv, hi64(vv))), 16);
-          }
-          for (; d < headDim; d++) {
-            const ap = acc + (<usize>d << 3);
-            store<f64>(ap, load<f64>(ap) + <f64>p * <f64>load<f32>(vp + (<usize>d << 2)));
-          }
-        }
-      }
-      const op = out + (qo << 2);
-      for (let d = 0; d < headDim; d++) store<f32>(op + (<usize>d << 2), <f32>load<f64>(acc + (<usize>d << 3)));
+    let h = h0;
+    while (h < h1) {
+      // heads [h, he): one KV head's, at most HG
+      const g = h / group;
+      const he = min(h1, min((g + 1) * group, h + HG));
+      if (kvF16 != 0) headsF16(q, t, n, k, v, nHead, nHeadKv, headDim, out, scratch, h, he - h, g);
+      else headsF32(q, t, n, k, v, nHead, nHeadKv, headDim, out, scratch, h, he - h, g);
+      h = he;
     }
   }
   return 0;
+}
+
+function headsF16(q: usize, t: i32, n: i32, k: usize, v: usize, nHead: i32, nHeadKv: i32, headDim: i32, out: usize, scratch: usize, h: i32, G: i32, g: i32): void {
+  heads(true, q, t, n, k, v, nHead, nHeadKv, headDim, out, scratch, h, G, g);
+}
+function headsF32(q: usize, t: i32, n: i32, k: usize, v: usize, nHead: i32, nHeadKv: i32, headDim: i32, out: usize, scratch: usize, h: i32, G: i32, g: i32): void {
+  heads(false, q, t, n, k, v, nHead, nHeadKv, headDim, out, scratch, h, G, g);
+}
+
+/**
+ * G (1..HG) query heads h.. of KV head g for token t over cache rows [0, n). Per head i the
+ * scratch holds acc (f64[headDim]), the query (f32[headDim]) and the scores (f32[n]).
+ */
+@inline function heads(f16: bool, q: usize, t: i32, n: i32, k: usize, v: usize, nHead: i32, nHeadKv: i32, headDim: i32, out: usize, scratch: usize, h: i32, G: i32, g: i32): void {
+  const kvRow = <usize>(nHeadKv * headDim);
+  const es: usize = f16 ? 2 : 4;
+  const ko = <usize>g * <usize>headDim;
+  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
+  const hd = <usize>headDim;
+  const base = (scratch + 15) & ~<usize>15;
+  // per head i: acc at accs + i·hd·8, query at qs + i·hd·4, scores at sc + i·sstride
+  const accs = base;
+  const qs = accs + <usize>HG * (hd << 3);
+  const sc = qs + <usize>HG * (hd << 2);
+  const sstride = ((<usize>n << 2) + 15) & ~<usize>15;
+  for (let i = 0; i < G; i++) {
+    const qp = q + (((<usize>t * <usize>nHead + <usize>(h + i)) * hd) << 2);
+    const qh = qs + <usize>i * (hd << 2);
+    if (f16) {
+      for (let d = 0; d < headDim; d++) store<f32>(qh + (<usize>d << 2), f16ToF32(f32ToF16(load<f32>(qp + (<usize>d << 2)))));
+    } else {
+      memory.copy(qh, qp, hd << 2);
+    }
+  }
+  // scores: each K row once for the G heads; per head Σ in two f64x2 lanes then the tail, as dotF16/dotF32
+  for (let j = 0; j < n; j++) {
+    const kp = k + (<usize>j * kvRow + ko) * es;
+    let a0 = f64x2.splat(0), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+    let d = 0;
+    if (f16) {
+      for (; d + 8 <= headDim; d += 8) {
+        const kv = v128.load(kp + (<usize>d << 1));
+        const kl = f16x4ToF32x4(i32x4.extend_low_i16x8_u(kv)), kh = f16x4ToF32x4(i32x4.extend_high_i16x8_u(kv));
+        const o = <usize>d << 2;
+        let pl = f32x4.mul(v128.load(qs + o), kl), ph = f32x4.mul(v128.load(qs + o, 16), kh);
+        a0 = f64x2.add(a0, f64x2.add(lo64(pl), lo64(ph)));
+        a1 = f64x2.add(a1, f64x2.add(hi64(pl), hi64(ph)));
+        if (G > 1) {
+          const q1 = qs + (hd << 2) + o;
+          pl = f32x4.mul(v128.load(q1), kl); ph = f32x4.mul(v128.load(q1, 16), kh);
+          b0 = f64x2.add(b0, f64x2.add(lo64(pl), lo64(ph)));
+          b1 = f64x2.add(b1, f64x2.add(hi64(pl), hi64(ph)));
+        }
+        if (G > 2) {
+          const q2 = qs + 2 * (hd << 2) + o;
+          pl = f32x4.mul(v128.load(q2), kl); ph = f32x4.mul(v128.load(q2, 16), kh);
+          c0 = f64x2.add(c0, f64x2.add(lo64(pl), lo64(ph)));
+          c1 = f64x2.add(c1, f64x2.add(hi64(pl), hi64(ph)));
+        }
+        if (G > 3) {
+          const q3 = qs + 3 * (hd << 2) + o;
+          pl = f32x4.mul(v128.load(q3), kl); ph = f32x4.mul(v128.load(q3, 16), kh);
+          e0 = f64x2.add(e0, f64x2.add(lo64(pl), lo64(ph)));
+          e1 = f64x2.add(e1, f64x2.add(hi64(pl), hi64(ph)));
+        }
+      }
+    } else {
+      for (; d + 4 <= headDim; d += 4) {
+        const kv = v128.load(kp + (<usize>d << 2));
+        const kl = lo64(kv), kh = hi64(kv);
+        const o = <usize>d << 2;
+        let qv = v128.load(qs + o);
+        a0 = f64x2.add(a0, f64x2.mul(lo64(qv), kl));
+        a1 = f64x2.add(a1, f64x2.mul(hi64(qv), kh));
+        if (G > 1) { qv = v128.load(qs + (hd << 2) + o); b0 = f64x2.add(b0, f64x2.mul(lo64(qv), kl)); b1 = f64x2.add(b1, f64x2.mul(hi64(qv), kh)); }
+        if (G > 2) { qv = v128.load(qs + 2 * (hd << 2) + o); c0 = f64x2.add(c0, f64x2.mul(lo64(qv), kl)); c1 = f64x2.add(c1, f64x2.mul(hi64(qv), kh)); }
+        if (G > 3) { qv = v128.load(qs + 3 * (hd << 2) + o); e0 = f64x2.add(e0, f64x2.mul(lo64(qv), kl)); e1 = f64x2.add(e1, f64x2.mul(hi64(qv), kh)); }
+      }
+    }
+    const so = <usize>j << 2;
+    store<f32>(sc + so, <f32>dotTail(f16, f64x2.add(a0, a1), qs, kp, d, headDim) * scale);
+    if (G > 1) store<f32>(sc + sstride + so, <f32>dotTail(f16, f64x2.add(b0, b1), qs + (hd << 2), kp, d, headDim) * scale);
+    if (G > 2) store<f32>(sc + 2 * sstride + so, <f32>dotTail(f16, f64x2.add(c0, c1), qs + 2 * (hd << 2), kp, d, headDim) * scale);
+    if (G > 3) store<f32>(sc + 3 * sstride + so, <f32>dotTail(f16, f64x2.add(e0, e1), qs + 3 * (hd << 2), kp, d, headDim) * scale);
+  }
+  // softmax per head (float64 sum); the probabilities stay in the scores (times 1/sum, f16-rounded)
+  for (let i = 0; i < G; i++) {
+    const si = sc + <usize>i * sstride;
+    let mx: f32 = -Infinity;
+    for (let j = 0; j < n; j++) { const x = load<f32>(si + (<usize>j << 2)); if (x > mx) mx = x; }
+    let sum: f64 = 0;
+    for (let j = 0; j < n; j++) {
+      const o = si + (<usize>j << 2);
+      const e = <f32>expF64(<f64>load<f32>(o) - <f64>mx);
+      store<f32>(o, e);
+      sum += <f64>e;
+    }
+    const inv = <f32>(1.0 / sum);
+    for (let j = 0; j < n; j++) {
+      const o = si + (<usize>j << 2);
+      let p = load<f32>(o) * inv;
+      if (f16) p = f16ToF32(f32ToF16(p));
+      store<f32>(o, p);
+    }
+    memory.fill(accs + <usize>i * (hd << 3), 0, hd << 3);
+  }
+  // Σ p·V: each V row once for the G heads
+  for (let j = 0; j < n; j++) {
+    const vp = v + (<usize>j * kvRow + ko) * es;
+    const so = <usize>j << 2;
+    const p0 = f64x2.splat(<f64>load<f32>(sc + so));
+    const p1 = G > 1 ? f64x2.splat(<f64>load<f32>(sc + sstride + so)) : p0;
+    const p2 = G > 2 ? f64x2.splat(<f64>load<f32>(sc + 2 * sstride + so)) : p0;
+    const p3 = G > 3 ? f64x2.splat(<f64>load<f32>(sc + 3 * sstride + so)) : p0;
+    let d = 0;
+    if (f16) {
+      for (; d + 8 <= headDim; d += 8) {
+        const vv = v128.load(vp + (<usize>d << 1));
+        const lo = f16x4ToF32x4(i32x4.extend_low_i16x8_u(vv));
+        const hi = f16x4ToF32x4(i32x4.extend_high_i16x8_u(vv));
+        const v0 = lo64(lo), v1 = hi64(lo), v2 = lo64(hi), v3 = hi64(hi);
+        const ap = accs + (<usize>d << 3);
+        acc4(ap, p0, v0, v1, v2, v3);
+        if (G > 1) acc4(ap + (hd << 3), p1, v0, v1, v2, v3);
+        if (G > 2) acc4(ap + 2 * (hd << 3), p2, v0, v1, v2, v3);
+        if (G > 3) acc4(ap + 3 * (hd << 3), p3, v0, v1, v2, v3);
+      }
+    } else {
+      for (; d + 4 <= headDim; d += 4) {
+        const vv = v128.load(vp + (<usize>d << 2));
+        const v0 = lo64(vv), v1 = hi64(vv);
+        const ap = accs + (<usize>d << 3);
+        acc2(ap, p0, v0, v1);
+        if (G > 1) acc2(ap + (hd << 3), p1, v0, v1);
+        if (G > 2) acc2(ap + 2 * (hd << 3), p2, v0, v1);
+        if (G > 3) acc2(ap + 3 * (hd << 3), p3, v0, v1);
+      }
+    }
+    for (; d < headDim; d++) {
+      const x: f64 = f16 ? <f64>f16ToF32(load<u16>(vp + (<usize>d << 1))) : <f64>load<f32>(vp + (<usize>d << 2));
+      for (let i = 0; i < G; i++) {
+        const ap = accs + <usize>i * (hd << 3) + (<usize>d << 3);
+        store<f64>(ap, load<f64>(ap) + <f64>load<f32>(sc + <usize>i * sstride + so) * x);
+      }
+    }
+  }
+  for (let i = 0; i < G; i++) {
+    const op = out + (((<usize>t * <usize>nHead + <usize>(h + i)) * hd) << 2);
+    const ap = accs + <usize>i * (hd << 3);
+    for (let d = 0; d < headDim; d++) store<f32>(op + (<usize>d << 2), <f32>load<f64>(ap + (<usize>d << 3)));
+  }
+}
+
+/** the scalar tail of one head's K·q (elements [d, headDim)) after its lanes s, as dotF16/dotF32 */
+@inline function dotTail(f16: bool, s: v128, qh: usize, kp: usize, d: i32, headDim: i32): f64 {
+  let r = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  for (; d < headDim; d++) {
+    if (f16) r += <f64>(load<f32>(qh + (<usize>d << 2)) * f16ToF32(load<u16>(kp + (<usize>d << 1))));
+    else r += <f64>load<f32>(qh + (<usize>d << 2)) * <f64>load<f32>(kp + (<usize>d << 2));
+  }
+  return r;
+}
+
+/** acc[0..8) (f64) += p·(v0, v1, v2, v3) */
+@inline function acc4(ap: usize, p: v128, v0: v128, v1: v128, v2: v128, v3: v128): void {
+  v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(p, v0)));
+  v128.store(ap, f64x2.add(v128.load(ap, 16), f64x2.mul(p, v1)), 16);
+  v128.store(ap, f64x2.add(v128.load(ap, 32), f64x2.mul(p, v2)), 32);
+  v128.store(ap, f64x2.add(v128.load(ap, 48), f64x2.mul(p, v3)), 48);
+}
+/** acc[0..4) (f64) += p·(v0, v1) */
+@inline function acc2(ap: usize, p: v128, v0: v128, v1: v128): void {
+  v128.store(ap, f64x2.add(v128.load(ap), f64x2.mul(p, v0)));
+  v128.store(ap, f64x2.add(v128.load(ap, 16), f64x2.mul(p, v1)), 16);
 }
 
 /**

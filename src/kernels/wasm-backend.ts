@@ -470,11 +470,12 @@ export class WasmBackend implements Backend {
 
   /**
    * Heads per unit of a threaded attention job over nTok tokens: a KV group's query heads (the
-   * kernel reads each K/V row once for all of them) when that leaves work for every thread, else 1.
+   * kernel reads each K/V row once for all of them) when that leaves at least four units a thread
+   * (threads are claimed units; fewer, larger ones balance worse), else single heads.
    */
   private headGrain(s: AttentionShape, nTok: number): number {
     const group = Math.max(1, Math.floor(s.nHead / s.nHeadKv));
-    return nTok * s.nHeadKv >= this.threads ? group : 1;
+    return nTok * s.nHeadKv >= 4 * this.threads ? group : 1;
   }
 
   close(): void {

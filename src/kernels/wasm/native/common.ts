@@ -139,3 +139,9 @@ export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
 @inline export function rdot32(a0: v128, b0: v128, a1: v128, b1: v128): v128 {
   return i32x4.extadd_pairwise_i16x8_s(i16x8.add(rdot(a0, b0), rdot(a1, b1)));
 }
+
+/** c + a·b in float32 where a·b is exact (a product of two halves): fused (relaxed build) or not, the same */
+@inline export function maddF(a: v128, b: v128, c: v128): v128 {
+  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}

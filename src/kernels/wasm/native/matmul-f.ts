@@ -4,7 +4,7 @@
 // different order (two lanes, then the tail), so results agree to ~1e-15 relative. F16: float32, as
 // the reference, bit for bit (below).
 
-import { RELAXED, f16ToF32, f16x4ToF32x4, hi64, lo64 } from "./common";
+import { RELAXED, f16ToF32, f16x4ToF32x4, hi64, lo64, maddF } from "./common";
 
 /** [Σx, Σy] of two f64x2 */
 @inline function pairSum(x: v128, y: v128): v128 {
@@ -60,12 +60,6 @@ export function dot4F32(p0: usize, p1: usize, p2: usize, p3: usize, a: usize, n:
 }
 @inline function f16hi(v: v128): v128 {
   return f16x4ToF32x4(i32x4.extend_high_i16x8_u(v));
-}
-
-/** c + a·b in float32 (a·b exact here) */
-@inline function maddF(a: v128, b: v128, c: v128): v128 {
-  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(c, f32x4.mul(a, b));
 }
 
 /** (l0 + l2) + (l1 + l3) of an f32x4 */

@@ -145,8 +145,8 @@ export function swiglu(gate: usize, up: usize, n: i32): void {
   }
 }
 
-/** softmax in place over n floats at x (sum of the float32 exponentials in float64) */
-export function softmax(x: usize, n: i32): void {
+/** x[i] = exp(x[i] - max x) in place over n floats at x (float32 results); returns their sum in float64 */
+@inline function expShifted(x: usize, n: i32): f64 {
   let max: f32 = -Infinity;
   for (let i = 0; i < n; i++) {
     const v = load<f32>(x + (<usize>i << 2));
@@ -159,7 +159,12 @@ export function softmax(x: usize, n: i32): void {
     store<f32>(o, e);
     sum += <f64>e;
   }
-  const inv = 1.0 / sum;
+  return sum;
+}
+
+/** softmax in place over n floats at x (sum of the float32 exponentials in float64) */
+export function softmax(x: usize, n: i32): void {
+  const inv = 1.0 / expShifted(x, n);
   for (let i = 0; i < n; i++) {
     const o = x + (<usize>i << 2);
     store<f32>(o, <f32>(<f64>load<f32>(o) * inv));
@@ -312,16 +317,7 @@ function headsF32(q: usize, t: i32, n: i32, k: usize, v: usize, nHead: i32, nHea
   // softmax per head (float64 sum); the probabilities stay in the scores (times 1/sum, f16-rounded)
   for (let i = 0; i < G; i++) {
     const si = sc + <usize>i * sstride;
-    let mx: f32 = -Infinity;
-    for (let j = 0; j < n; j++) { const x = load<f32>(si + (<usize>j << 2)); if (x > mx) mx = x; }
-    let sum: f64 = 0;
-    for (let j = 0; j < n; j++) {
-      const o = si + (<usize>j << 2);
-      const e = <f32>expF64(<f64>load<f32>(o) - <f64>mx);
-      store<f32>(o, e);
-      sum += <f64>e;
-    }
-    const inv = <f32>(1.0 / sum);
+    const inv = <f32>(1.0 / expShifted(si, n));
     for (let j = 0; j < n; j++) {
       const o = si + (<usize>j << 2);
       let p = load<f32>(o) * inv;

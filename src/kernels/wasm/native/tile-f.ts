@@ -17,7 +17,7 @@
 // exact product both round the same.) F16 sums in float32 lanes as its reference does (the
 // products of two halves are exact in float32), with its own, wider tile: see the end of the file.
 
-import { RELAXED, f16ToF32, f16x4ToF32x4 } from "./common";
+import { RELAXED, f16ToF32, f16x4ToF32x4, maddF } from "./common";
 import { slotBytes } from "./tile";
 
 // ggml type ids (as matmul.ts)
@@ -272,12 +272,6 @@ export function matmulTiledF(
 
 /** rows per block (4 rows x 4 lanes x f32 per token: RB16 x TMAX x 16 bytes fit the accumulator area) */
 const RB16: i32 = 32;
-
-/** c + a·b in float32 (a·b exact: a product of two halves) */
-@inline function maddF(a: v128, b: v128, c: v128): v128 {
-  if (RELAXED) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(c, f32x4.mul(a, b));
-}
 
 /** n (a multiple of 4) halves at p as exact f32 at dst */
 @inline function actRowF16(p: usize, n: i32, dst: usize): void {

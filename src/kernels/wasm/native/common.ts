@@ -145,3 +145,14 @@ export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD;
   if (RELAXED) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(c, f32x4.mul(a, b));
 }
+
+/** store the nv (1..4) f32 lanes of res at o: the results of a four-row pass with a tail of rows */
+@inline export function store4(o: usize, res: v128, nv: i32): void {
+  if (nv == 4) {
+    v128.store(o, res);
+  } else {
+    store<f32>(o, f32x4.extract_lane(res, 0));
+    if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
+    if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
+  }
+}

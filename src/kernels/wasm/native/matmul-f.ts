@@ -4,7 +4,7 @@
 // different order (two lanes, then the tail), so results agree to ~1e-15 relative. F16: float32, as
 // the reference, bit for bit (below).
 
-import { RELAXED, f16ToF32, f16x4ToF32x4, hi64, lo64, maddF } from "./common";
+import { RELAXED, f16ToF32, f16x4ToF32x4, hi64, lo64, maddF, store4 } from "./common";
 
 /** [Σx, Σy] of two f64x2 */
 @inline function pairSum(x: v128, y: v128): v128 {
@@ -189,15 +189,7 @@ export function oneF16(w: usize, rb: usize, n: i32, r0: i32, r1: i32, s: usize, 
       s2 += wScaled1(load<u16>(p2 + o)) * x;
       s3 += wScaled1(load<u16>(p3 + o)) * x;
     }
-    const res = four(s0, s1, s2, s3);
-    const ot = out + (<usize>r << 2);
-    if (nv == 4) {
-      v128.store(ot, res);
-    } else {
-      store<f32>(ot, s0);
-      if (nv > 1) store<f32>(ot, s1, 4);
-      if (nv > 2) store<f32>(ot, s2, 8);
-    }
+    store4(out + (<usize>r << 2), four(s0, s1, s2, s3), nv);
   }
 }
 

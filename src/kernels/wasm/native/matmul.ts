@@ -11,7 +11,7 @@ import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
 import { isFloatTile, matmulTiledF } from "./tile-f";
 import { FEW_MAX, matmulFew, matmulOne, oneBytes } from "./one";
 import { dot4IQ, iqTables, isIQ } from "./matmul-iq";
-import { PACKED, blockStep, rowAt } from "./common";
+import { PACKED, blockStep, rowAt, store4 } from "./common";
 
 // ggml type ids (src/quant/format.ts)
 export const F32: i32 = 0;
@@ -129,14 +129,7 @@ export function matmul(
     const p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
     for (let t = done; t < nTok; t++) {
       const res = dot4(type, p0, p1, p2, p3, act + <usize>t * <usize>actRowBytes, nb, blockStep(tb, pk));
-      const o = out + ((<usize>t * <usize>outStride + <usize>r) << 2);
-      if (nv == 4) {
-        v128.store(o, res);
-      } else {
-        store<f32>(o, f32x4.extract_lane(res, 0));
-        if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
-        if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
-      }
+      store4(out + ((<usize>t * <usize>outStride + <usize>r) << 2), res, nv);
     }
   }
   return 0;

@@ -19,7 +19,7 @@
 import { RELAXED, blockStep, hi64, ihi64, ilo64, lo64, rdot16, rdot32, rowAt } from "./common";
 import { qhMaskHi, qhMaskLo } from "./matmul-q";
 import { k4Scales, q3Scales } from "./matmul-k";
-import { hsum4 } from "./common";
+import { hsum4, store4 } from "./common";
 import { f16Table, slotBytes } from "./tile";
 import { oneF16, prepF16, prepF16Bytes } from "./matmul-f";
 
@@ -150,17 +150,6 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
 /** [Σ pairs of lanes] of two rows: a0+a1, b0+b1, a2+a3, b2+b3 (hsum4's first stage) */
 @inline function hsum2(a: v128, b: v128): v128 {
   return i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
-}
-
-/** store the nv (1..4) lanes of res at o */
-@inline function store4(o: usize, res: v128, nv: i32): void {
-  if (nv == 4) {
-    v128.store(o, res);
-  } else {
-    store<f32>(o, f32x4.extract_lane(res, 0));
-    if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
-    if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
-  }
 }
 
 /** Σ over a block of the i16 lanes x (elements 2i | 2i+1 << 8, as u8 or i8 pairs) and y (2i+16 | 2i+17 << 8) */

@@ -17,7 +17,7 @@
 // exact product both round the same.) F16 sums in float32 lanes as its reference does (the
 // products of two halves are exact in float32), with its own, wider tile: see the end of the file.
 
-import { RELAXED, f16ToF32, f16x4ToF32x4, maddF } from "./common";
+import { RELAXED, f16ToF32, f16x4ToF32x4, maddF, store4 } from "./common";
 import { slotBytes } from "./tile";
 
 // ggml type ids (as matmul.ts)
@@ -200,14 +200,7 @@ function tile1(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { til
         const s = ag + (<usize>t << 5);
         const lo = f32x4.demote_f64x2_zero(v128.load(s)), hi = f32x4.demote_f64x2_zero(v128.load(s, 16));
         const res = i32x4.shuffle(lo, hi, 0, 1, 4, 5);
-        const o = out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2);
-        if (nv == 4) {
-          v128.store(o, res);
-        } else {
-          store<f32>(o, f32x4.extract_lane(res, 0));
-          if (nv > 1) store<f32>(o, f32x4.extract_lane(res, 1), 4);
-          if (nv > 2) store<f32>(o, f32x4.extract_lane(res, 2), 8);
-        }
+        store4(out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2), res, nv);
       }
       ag += gb;
     }

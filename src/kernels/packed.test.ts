@@ -4,7 +4,7 @@
 // experts on demand), and the bytes read back through the layout are the file's.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, openSync, closeSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GgufReader } from "../io/gguf/reader.js";
@@ -91,3 +91,24 @@ for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K]) {
     for (const m of [packed, plain, js]) m.close();
   });
 }
+
+test("an F16 matrix holding an infinity or a NaN is refused at load, naming the tensor and the element", () => {
+  const path = join(dir, "F16-damaged.gguf");
+  writeSyntheticModel(path, {
+    name: "damaged", nEmbd: 64, nLayer: 1, nHead: 4, nHeadKv: 2, nExpert: 4, nExpertUsed: 2, nFf: 96, nCtx: 256, seed: 3, type: GgmlType.F16,
+  }, vocab);
+  const r = new GgufReader(path);
+  const t = r.tensor("blk.0.attn_v.weight")!;
+  const at = r.info.dataOffset + t.offset + 2 * 37;
+  r.close();
+  for (const [bits, what] of [[0x7c00, "infinity"], [0xfe01, "NaN"]] as const) {
+    const fd = openSync(path, "r+");
+    writeSync(fd, new Uint8Array([bits & 0xff, bits >>> 8]), 0, 2, at);
+    closeSync(fd);
+    for (const backend of [new WasmBackend({ threads: 1 }), new JsBackend()]) {
+      assert.throws(() => open(path, backend), (e: Error) =>
+        e.name === "ModelError" && e.message.includes('tensor "blk.0.attn_v.weight"') && e.message.includes(what) && e.message.includes("element 37"), what);
+      backend.close();
+    }
+  }
+});

@@ -8,7 +8,10 @@
 //   4. ship      cmx quantize Q8_0 -> assets/models/, loss curves and metrics -> docs/default-model/
 // Each stage checkpoints as it goes and is skipped once its output exists, so running the script
 // again after an interruption (or in a new session) continues where it stopped.
-// Usage: npm run train:default [-- --threads N] [--until STAGE]
+// Usage: npm run train:default [-- --threads N] [--until STAGE] [--replay]
+// --replay: the English-replay experiment of the model card (stage 2 with every third English
+// training paragraph mixed in), into build/default-model/replay/ and docs/default-model/replay/;
+// the shipped file is left alone.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -23,7 +26,11 @@ const CMX = join(ROOT, "dist", "cli", "main.js");
 export const SHIPPED = join(ROOT, "assets", "models", "chinese-mixtral-tiny-instruct.Q8_0.gguf");
 const DOCS = join(ROOT, "docs", "default-model");
 
-const { values } = parseArgs({ options: { threads: { type: "string", short: "t" }, until: { type: "string" } } });
+const { values } = parseArgs({ options: { threads: { type: "string", short: "t" }, until: { type: "string" }, replay: { type: "boolean" } } });
+/** where stages 2 and 3 and the outputs go: the shipped model's, or the replay experiment's */
+const RUN = values.replay ? join(BUILD, "replay") : BUILD;
+const OUT = values.replay ? join(RUN, basename(SHIPPED)) : SHIPPED;
+const OUT_DOCS = values.replay ? join(DOCS, "replay") : DOCS;
 const threads = values.threads ? ["-t", values.threads] : [];
 
 /** The architecture: a real Mixtral (8 experts, top-2, GQA, RoPE theta 1e6), Mistral v1 vocabulary. */
@@ -65,9 +72,20 @@ if (!existsSync(join(s1, "model.gguf"))) {
 stop("base");
 
 // 2. Chinese continued pre-training: LoRA (r 64, alpha 128, dropout 0.05) + embed_tokens / lm_head in full
-const s2 = join(BUILD, "stage2-zh");
+// (--replay: with every third English training paragraph mixed in, about a fifth of the tokens)
+const zhData = ["--data", join(DATA, "zh-train.txt")];
+if (values.replay) {
+  const replay = join(DATA, "en-replay.txt");
+  if (!existsSync(replay)) {
+    const lines = readFileSync(join(DATA, "en-train.txt"), "utf8").split("\n").filter(Boolean);
+    writeFileSync(`${replay}.tmp`, lines.filter((_, i) => i % 3 === 0).join("\n") + "\n");
+    renameSync(`${replay}.tmp`, replay);
+  }
+  zhData.push("--data", replay);
+}
+const s2 = join(RUN, "stage2-zh");
 if (!existsSync(join(s2, "model.gguf"))) {
-  cmx(["train", "pt", "--base", join(s1, "model.gguf"), "--data", join(DATA, "zh-train.txt"), "--eval-data", join(DATA, "zh-eval.txt"), "--out", s2,
+  cmx(["train", "pt", "--base", join(s1, "model.gguf"), ...zhData, "--eval-data", join(DATA, "zh-eval.txt"), "--out", s2,
     "--seq-len", "256", "--grad-accum", "8", "--lr", "1e-3", "--max-steps", "400", "--eval-every", "50", "--eval-limit", "64", "--save-every", "20", "--log-every", "5",
     "--no-recompute", "--merge-to", join(s2, "model.gguf"), "--merge-type", "f32", "--name", "chinese-mixtral-tiny", "--seed", "2",
     ...threads, ...resumeArgs(s2)]);
@@ -75,7 +93,7 @@ if (!existsSync(join(s2, "model.gguf"))) {
 stop("zh-pt");
 
 // 3. instruction tuning on the synthesized poem instructions: the same LoRA recipe, 2 epochs
-const s3 = join(BUILD, "stage3-sft");
+const s3 = join(RUN, "stage3-sft");
 if (!existsSync(join(s3, "model.gguf"))) {
   cmx(["train", "sft", "--base", join(s2, "model.gguf"), "--data", join(DATA, "sft-train.json"), "--eval-data", join(DATA, "sft-eval.json"), "--out", s3,
     "--seq-len", "256", "--grad-accum", "8", "--lr", "5e-4", "--epochs", "2", "--eval-every", "100", "--eval-limit", "150", "--save-every", "25", "--log-every", "5",
@@ -85,16 +103,17 @@ if (!existsSync(join(s3, "model.gguf"))) {
 stop("sft");
 
 // 4. quantize and ship; keep the curves and metrics for the model card
-mkdirSync(dirname(SHIPPED), { recursive: true });
-cmx(["quantize", join(s3, "model.gguf"), SHIPPED, "Q8_0"]);
-writeFileSync(`${SHIPPED}.sha256`, `${createHash("sha256").update(readFileSync(SHIPPED)).digest("hex")}  ${basename(SHIPPED)}\n`);
-mkdirSync(DOCS, { recursive: true });
+mkdirSync(dirname(OUT), { recursive: true });
+cmx(["quantize", join(s3, "model.gguf"), OUT, "Q8_0"]);
+writeFileSync(`${OUT}.sha256`, `${createHash("sha256").update(readFileSync(OUT)).digest("hex")}  ${basename(OUT)}\n`);
+mkdirSync(OUT_DOCS, { recursive: true });
 for (const [stage, dir] of [["stage1-en", s1], ["stage2-zh", s2], ["stage3-sft", s3]]) {
+  if (values.replay && stage === "stage1-en") continue;
   for (const f of ["loss-curve.svg", "loss-curve.png", "metrics.jsonl"]) {
     if (existsSync(join(dir, f))) {
-      copyFileSync(join(dir, f), join(DOCS, `${stage}.${f}.tmp`));
-      renameSync(join(DOCS, `${stage}.${f}.tmp`), join(DOCS, `${stage}.${f}`));
+      copyFileSync(join(dir, f), join(OUT_DOCS, `${stage}.${f}.tmp`));
+      renameSync(join(OUT_DOCS, `${stage}.${f}.tmp`), join(OUT_DOCS, `${stage}.${f}`));
     }
   }
 }
-process.stderr.write(`train:default: shipped ${SHIPPED}\n`);
+process.stderr.write(`train:default: ${values.replay ? "wrote" : "shipped"} ${OUT}\n`);

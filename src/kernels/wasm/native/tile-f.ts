@@ -142,118 +142,6 @@ const ACTF: usize = ACCF + <usize>(RB * TMAX) * 8;
   if (G > 3) { v128.store(acc, c30, 96); v128.store(acc, c31, 112); }
 }
 
-function tile4(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tile(4, pan, n, a, ast, acc); }
-function tile3(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tile(3, pan, n, a, ast, acc); }
-function tile2(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tile(2, pan, n, a, ast, acc); }
-function tile1(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tile(1, pan, n, a, ast, acc); }
-
-/** f64 activations of tokens t0 .. t0+tc-1, elements [k0, k0+n), at af (token t at af + t·ast) */
-@inline function actWindow(type: i32, act: usize, arb: usize, t0: i32, tc: i32, k0: i32, n: i32, af: usize, ast: usize): void {
-  const off = <usize>k0 << (type == F32 ? 2 : 1);
-  for (let t = 0; t < tc; t++) actRow(type, act + <usize>(t0 + t) * arb + off, n, af + <usize>t * ast);
-}
-
-/**
- * rows [r0, r1) for tokens t0 .. t0+tc-1. With kw >= nIn the f64 activations of whole rows are
- * at af already; else they are converted a window of kw elements at a time, per block of RB rows
- * (the accumulators of a block's rows stay in the slot across the windows).
- */
-@inline function rowsF(type: i32, w: usize, rb: usize, nIn: i32, r0: i32, r1: i32, slot: usize, act: usize, arb: usize,
-  af: usize, ast: usize, kw: i32, tc: i32, out: usize, outStride: i32, t0: i32): void {
-  const pan = slot + PANEL;
-  const acc = slot + ACCF;
-  const full = kw >= nIn;
-  const gb = <usize>tc << 5;
-  const z = f64x2.splat(0);
-  for (let b0 = r0; b0 < r1; b0 += RB) {
-    const b1 = min(r1, b0 + RB);
-    const accEnd = <usize>((b1 - b0 + 3) >> 2) * gb;
-    for (let i: usize = 0; i < accEnd; i += 16) v128.store(acc + i, z);
-    for (let w0 = 0; w0 < nIn; w0 += kw) {
-      const nw = min(kw, nIn - w0);
-      if (!full) actWindow(type, act, arb, t0, tc, w0, nw, af, ast);
-      let ag = acc;
-      for (let r = b0; r < b1; r += 4) {
-        const nv = min(4, b1 - r);
-        const p0 = w + <usize>r * rb;
-        const p1 = nv > 1 ? p0 + rb : p0;
-        const p2 = nv > 2 ? p1 + rb : p1;
-        const p3 = nv > 3 ? p2 + rb : p2;
-        for (let k0 = w0; k0 < w0 + nw; k0 += KC) {
-          const n = min(KC, w0 + nw - k0);
-          panel(type, p0, p1, p2, p3, k0, n, pan);
-          const ak = af + (<usize>(k0 - w0) << 3);
-          let t = 0;
-          for (; t + 4 <= tc; t += 4) tile4(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
-          const rest = tc - t;
-          if (rest == 3) tile3(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
-          else if (rest == 2) tile2(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
-          else if (rest == 1) tile1(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
-        }
-        ag += gb;
-      }
-    }
-    let ag = acc;
-    for (let r = b0; r < b1; r += 4) {
-      const nv = min(4, b1 - r);
-      for (let t = 0; t < tc; t++) {
-        const s = ag + (<usize>t << 5);
-        const lo = f32x4.demote_f64x2_zero(v128.load(s)), hi = f32x4.demote_f64x2_zero(v128.load(s, 16));
-        const res = i32x4.shuffle(lo, hi, 0, 1, 4, 5);
-        store4(out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2), res, nv);
-      }
-      ag += gb;
-    }
-  }
-}
-
-/**
- * The multi-token float matmul (arguments as matmul's, and a claimed scratch slot): tokens [0, done)
- * for rows [r0, r1); returns done, 0 when it does not apply (not a float type, fewer than minTok
- * tokens, a slot too small). Tokens are taken in chunks of equal size, up to 64; the f64
- * activations of a chunk are converted once when whole rows of them fit in the slot, else in
- * windows of elements (once per block of RB rows).
- */
-export function matmulTiledF(
-  slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
-  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
-): i32 {
-  if (!isFloatTile(type) || nTok < minTok || nTok < 1 || r1 <= r0 || nIn <= 0) return 0;
-  if (slotBytes() < ACTF + <usize>TMAX * (<usize>(KC << 3) + 64)) return 0;
-  if (type == F16) return matmulTiledF16(slot, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
-  const room = slotBytes() - ACTF;
-  const arb = <usize>actRowBytes;
-  const rb = <usize>rowBytes;
-  const af = slot + ACTF;
-  let t0 = 0;
-  while (nTok - t0 >= minTok && t0 < nTok) {
-    // chunks of equal size (70 tokens: 35 and 35, not 64 and 6)
-    const rem = nTok - t0;
-    const nc = (rem + TMAX - 1) / TMAX;
-    const tc = (rem + nc - 1) / nc;
-    // f64 activation rows (or windows), padded so that the tokens do not all fall on the same cache sets
-    let ast = (((<usize>nIn << 3) + 63) & ~(<usize>63)) + 64;
-    let kw = nIn;
-    if (<usize>tc * ast > room) {
-      kw = <i32>(((room / <usize>tc - 64) >> 3) & ~(<usize>(KC - 1)));
-      ast = (<usize>kw << 3) + 64;
-    }
-    if (kw >= nIn) {
-      switch (type) {
-        case F16: actWindow(F16, act, arb, t0, tc, 0, nIn, af, ast); break;
-        case BF16: actWindow(BF16, act, arb, t0, tc, 0, nIn, af, ast); break;
-        default: actWindow(F32, act, arb, t0, tc, 0, nIn, af, ast); break;
-      }
-    }
-    switch (type) {
-      case F16: rowsF(F16, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
-      case BF16: rowsF(BF16, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
-      default: rowsF(F32, w, rb, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0); break;
-    }
-    t0 += tc;
-  }
-  return t0;
-}
 
 // ---- F16: float32, four lanes per (row, token) ----
 // The reference (vecDotF16) puts element i into lane i mod 4 of a float32 sum per (row, token),
@@ -310,85 +198,166 @@ const RB16: i32 = 32;
   if (G > 1) { v128.store(acc, c10, 64); v128.store(acc, c11, 80); v128.store(acc, c12, 96); v128.store(acc, c13, 112); }
 }
 
-function tileF16x2(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tileF16(2, pan, n, a, ast, acc); }
-function tileF16x1(pan: usize, n: i32, a: usize, ast: usize, acc: usize): void { tileF16(1, pan, n, a, ast, acc); }
 
-/** the F16 tile (matmulTiledF's arguments): tokens [0, done) for rows [r0, r1) */
-function matmulTiledF16(
-  slot: usize, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
-  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
-): i32 {
-  const room = slotBytes() - ACTF;
-  const arb = <usize>actRowBytes;
-  const rb = <usize>rowBytes;
-  const af = slot + ACTF;
+// ---- the driver, for the three types: F16 with f32 lanes (tileF16), BF16 and F32 with f64 (tile) ----
+
+/** log2 of the bytes of one converted activation or panel element: f32 (F16) or f64 */
+@inline function elemShift(type: i32): usize {
+  return type == F16 ? 2 : 3;
+}
+
+/** log2 of the accumulator bytes of four rows and one token: 4 f32x4 lanes (F16) or 4 f64 */
+@inline function accShift(type: i32): usize {
+  return type == F16 ? 6 : 5;
+}
+
+/** the elements the tiles take: all of them, or for F16 a multiple of 4 (the rest after the lanes) */
+@inline function tileElems(type: i32, nIn: i32): i32 {
+  return type == F16 ? nIn & ~3 : nIn;
+}
+
+/** converted activations of tokens t0 .. t0+tc-1, elements [k0, k0+n), at af (token t at af + t·ast) */
+@inline function actWindow(type: i32, act: usize, arb: usize, t0: i32, tc: i32, k0: i32, n: i32, af: usize, ast: usize): void {
+  const off = <usize>k0 << (type == F32 ? 2 : 1);
+  for (let t = 0; t < tc; t++) {
+    const p = act + <usize>(t0 + t) * arb + off, dst = af + <usize>t * ast;
+    if (type == F16) actRowF16(p, n, dst);
+    else actRow(type, p, n, dst);
+  }
+}
+
+/** the tiles of tc tokens over n panel elements (token t's activations at ak + t·ast, accumulators at ag + t << accShift) */
+@inline function tiles(type: i32, pan: usize, n: i32, ak: usize, ast: usize, ag: usize, tc: i32): void {
+  let t = 0;
+  if (type == F16) {
+    for (; t + 2 <= tc; t += 2) tileF16(2, pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 6));
+    if (t < tc) tileF16(1, pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 6));
+    return;
+  }
+  for (; t + 4 <= tc; t += 4) tile(4, pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+  const rest = tc - t;
+  if (rest == 3) tile(3, pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+  else if (rest == 2) tile(2, pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+  else if (rest == 1) tile(1, pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 5));
+}
+
+/**
+ * The results of rows [r, r + nv) for tokens t0 .. t0+tc-1 from their accumulators at ag: f64
+ * rounded to f32; F16 adds its lanes (l0 + l2) + (l1 + l3), then the tail elements in order.
+ */
+@inline function results(type: i32, w: usize, rb: usize, nIn: i32, r: i32, nv: i32, ag: usize, act: usize, arb: usize,
+  tc: i32, out: usize, outStride: i32, t0: i32): void {
+  for (let t = 0; t < tc; t++) {
+    const o = out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2);
+    if (type != F16) {
+      const s = ag + (<usize>t << 5);
+      const lo = f32x4.demote_f64x2_zero(v128.load(s)), hi = f32x4.demote_f64x2_zero(v128.load(s, 16));
+      store4(o, i32x4.shuffle(lo, hi, 0, 1, 4, 5), nv);
+      continue;
+    }
+    const ap = act + <usize>(t0 + t) * arb;
+    for (let j = 0; j < nv; j++) {
+      const c = v128.load(ag + (<usize>t << 6) + (<usize>j << 4));
+      const h = f32x4.add(c, i32x4.shuffle(c, c, 2, 3, 0, 1));
+      let sum: f32 = f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
+      const wr = w + <usize>(r + j) * rb;
+      for (let i = nIn & ~3; i < nIn; i++) {
+        sum += f16ToF32(load<u16>(wr + (<usize>i << 1))) * f16ToF32(load<u16>(ap + (<usize>i << 1)));
+      }
+      store<f32>(o + (<usize>j << 2), sum);
+    }
+  }
+}
+
+/**
+ * rows [r0, r1) for tokens t0 .. t0+tc-1. With kw >= tileElems the converted activations of whole
+ * rows are at af already; else they are converted a window of kw elements at a time, per block of
+ * rows (the accumulators of a block's rows stay in the slot across the windows).
+ */
+@inline function rowsF(type: i32, w: usize, rb: usize, nIn: i32, r0: i32, r1: i32, slot: usize, act: usize, arb: usize,
+  af: usize, ast: usize, kw: i32, tc: i32, out: usize, outStride: i32, t0: i32): void {
   const pan = slot + PANEL;
   const acc = slot + ACCF;
-  // the lanes take elements [0, n4); the last nIn mod 4 are added after the lanes
-  const n4 = nIn & ~3;
-  let t0 = 0;
-  while (nTok - t0 >= minTok && t0 < nTok) {
-    const rem = nTok - t0;
-    const nc = (rem + TMAX - 1) / TMAX;
-    const tc = (rem + nc - 1) / nc;
-    let ast = (((<usize>nIn << 2) + 63) & ~(<usize>63)) + 64;
-    let kw = n4;
-    if (<usize>tc * ast > room) {
-      kw = <i32>(((room / <usize>tc - 64) >> 2) & ~(<usize>(KC - 1)));
-      ast = (<usize>kw << 2) + 64;
-    }
-    const full = kw >= n4;
-    if (full) for (let t = 0; t < tc; t++) actRowF16(act + <usize>(t0 + t) * arb, n4, af + <usize>t * ast);
-    const gb = <usize>tc << 6;
-    const z = f32x4.splat(0);
-    for (let b0 = r0; b0 < r1; b0 += RB16) {
-      const b1 = min(r1, b0 + RB16);
-      const accEnd = <usize>((b1 - b0 + 3) >> 2) * gb;
-      for (let i: usize = 0; i < accEnd; i += 16) v128.store(acc + i, z);
-      for (let w0 = 0; w0 < n4; w0 += kw) {
-        const nw = min(kw, n4 - w0);
-        if (!full) {
-          for (let t = 0; t < tc; t++) actRowF16(act + <usize>(t0 + t) * arb + (<usize>w0 << 1), nw, af + <usize>t * ast);
-        }
-        let ag = acc;
-        for (let r = b0; r < b1; r += 4) {
-          const nv = min(4, b1 - r);
-          const p0 = w + <usize>r * rb;
-          const p1 = nv > 1 ? p0 + rb : p0;
-          const p2 = nv > 2 ? p1 + rb : p1;
-          const p3 = nv > 3 ? p2 + rb : p2;
-          for (let k0 = w0; k0 < w0 + nw; k0 += KC) {
-            const n = min(KC, w0 + nw - k0);
-            panelF16(p0, p1, p2, p3, k0, n, pan);
-            const ak = af + (<usize>(k0 - w0) << 2);
-            let t = 0;
-            for (; t + 2 <= tc; t += 2) tileF16x2(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 6));
-            if (t < tc) tileF16x1(pan, n, ak + <usize>t * ast, ast, ag + (<usize>t << 6));
-          }
-          ag += gb;
-        }
-      }
-      // (l0 + l2) + (l1 + l3) per (row, token), then the tail elements in order
+  const nK = tileElems(type, nIn);
+  const full = kw >= nK;
+  const gb = <usize>tc << accShift(type);
+  const rbk = type == F16 ? RB16 : RB;
+  const z = i32x4.splat(0);
+  for (let b0 = r0; b0 < r1; b0 += rbk) {
+    const b1 = min(r1, b0 + rbk);
+    const accEnd = <usize>((b1 - b0 + 3) >> 2) * gb;
+    for (let i: usize = 0; i < accEnd; i += 16) v128.store(acc + i, z);
+    for (let w0 = 0; w0 < nK; w0 += kw) {
+      const nw = min(kw, nK - w0);
+      if (!full) actWindow(type, act, arb, t0, tc, w0, nw, af, ast);
       let ag = acc;
       for (let r = b0; r < b1; r += 4) {
         const nv = min(4, b1 - r);
-        for (let t = 0; t < tc; t++) {
-          const ap = act + <usize>(t0 + t) * arb;
-          const o = out + ((<usize>(t0 + t) * <usize>outStride + <usize>r) << 2);
-          for (let j = 0; j < nv; j++) {
-            const c = v128.load(ag + (<usize>t << 6) + (<usize>j << 4));
-            const h = f32x4.add(c, i32x4.shuffle(c, c, 2, 3, 0, 1));
-            let sum: f32 = f32x4.extract_lane(h, 0) + f32x4.extract_lane(h, 1);
-            const wr = w + <usize>(r + j) * rb;
-            for (let i = n4; i < nIn; i++) {
-              sum += f16ToF32(load<u16>(wr + (<usize>i << 1))) * f16ToF32(load<u16>(ap + (<usize>i << 1)));
-            }
-            store<f32>(o + (<usize>j << 2), sum);
-          }
+        const p0 = w + <usize>r * rb;
+        const p1 = nv > 1 ? p0 + rb : p0;
+        const p2 = nv > 2 ? p1 + rb : p1;
+        const p3 = nv > 3 ? p2 + rb : p2;
+        for (let k0 = w0; k0 < w0 + nw; k0 += KC) {
+          const n = min(KC, w0 + nw - k0);
+          if (type == F16) panelF16(p0, p1, p2, p3, k0, n, pan);
+          else panel(type, p0, p1, p2, p3, k0, n, pan);
+          tiles(type, pan, n, af + (<usize>(k0 - w0) << elemShift(type)), ast, ag, tc);
         }
         ag += gb;
       }
     }
+    let ag = acc;
+    for (let r = b0; r < b1; r += 4) {
+      results(type, w, rb, nIn, r, min(4, b1 - r), ag, act, arb, tc, out, outStride, t0);
+      ag += gb;
+    }
+  }
+}
+
+/**
+ * The multi-token float matmul (arguments as matmul's, and a claimed scratch slot): tokens [0, done)
+ * for rows [r0, r1); returns done, 0 when it does not apply (not a float type, fewer than minTok
+ * tokens, a slot too small). Tokens are taken in chunks of equal size, up to 64; the converted
+ * activations of a chunk are converted once when whole rows of them fit in the slot, else in
+ * windows of elements (once per block of rows).
+ */
+export function matmulTiledF(
+  slot: usize, type: i32, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
+  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
+): i32 {
+  if (!isFloatTile(type) || nTok < minTok || nTok < 1 || r1 <= r0 || nIn <= 0) return 0;
+  if (slotBytes() < ACTF + <usize>TMAX * (<usize>(KC << 3) + 64)) return 0;
+  switch (type) {
+    case F16: return chunksF(F16, slot, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
+    case BF16: return chunksF(BF16, slot, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
+    default: return chunksF(F32, slot, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);
+  }
+}
+
+@inline function chunksF(
+  type: i32, slot: usize, w: usize, rowBytes: i32, nIn: i32, r0: i32, r1: i32,
+  act: usize, actRowBytes: i32, nTok: i32, out: usize, outStride: i32, minTok: i32,
+): i32 {
+  const room = slotBytes() - ACTF;
+  const arb = <usize>actRowBytes;
+  const af = slot + ACTF;
+  const es = elemShift(type);
+  const nK = tileElems(type, nIn);
+  let t0 = 0;
+  while (nTok - t0 >= minTok && t0 < nTok) {
+    // chunks of equal size (70 tokens: 35 and 35, not 64 and 6)
+    const rem = nTok - t0;
+    const nc = (rem + TMAX - 1) / TMAX;
+    const tc = (rem + nc - 1) / nc;
+    // activation rows (or windows), padded so that the tokens do not all fall on the same cache sets
+    let ast = (((<usize>nIn << es) + 63) & ~(<usize>63)) + 64;
+    let kw = nK;
+    if (<usize>tc * ast > room) {
+      kw = <i32>(((room / <usize>tc - 64) >> es) & ~(<usize>(KC - 1)));
+      ast = (<usize>kw << es) + 64;
+    }
+    if (kw >= nK) actWindow(type, act, arb, t0, tc, 0, nK, af, ast);
+    rowsF(type, w, <usize>rowBytes, nIn, r0, r1, slot, act, arb, af, ast, kw, tc, out, outStride, t0);
     t0 += tc;
   }
   return t0;

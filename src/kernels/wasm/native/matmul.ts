@@ -9,7 +9,7 @@ import { dot4Q2_K, dot4Q3_K, dot4Q4_K, dot4Q5_K, dot4Q6_K } from "./matmul-k";
 import { dot4BF16, dot4F16, dot4F32 } from "./matmul-f";
 import { claimSlot, matmulTiled, releaseSlot, slotBytes } from "./tile";
 import { isFloatTile, matmulTiledF } from "./tile-f";
-import { FEW_MAX, matmulFew, matmulOne, oneBytes } from "./one";
+import { FEW_MAX, matmulFew, matmulOne, oneBytes, rx32 } from "./one";
 import { dot4IQ, iqTables, isIQ } from "./matmul-iq";
 import { PACKED, blockStep, rowAt, store4 } from "./common";
 
@@ -103,7 +103,11 @@ export function matmul(
   if (slot != 0) {
     // below a handful of tokens (per type, measured) the few-token and one-token kernels are faster
     // where there are some: the tiled kernels' fixed cost per weight row is then too large a share
-    const minTok = type == Q3_K ? 4 : type == Q6_K || type == Q5_K || type == Q2_K ? 5 : type == Q4_K ? 6 : 8;
+    // (the relaxed Q4_0/Q4_1 up to 11 tokens, Q5_0/Q5_1 up to 9, go through one.ts's four-token
+    // multi32: measured, 14336x4096, one thread, Q4_0 9 tokens 15.9 ms against the tile's 21.9, 12
+    // tokens 22.2 against 21.2; Q5_0 8 tokens 19.3 against 19.0-19.9, 12 tokens 27.8 against 24.1)
+    const minTok = type == Q3_K ? 4 : type == Q6_K || type == Q5_K || type == Q2_K ? 5 : type == Q4_K ? 6
+      : rx32(type) ? (type == Q4_0 || type == Q4_1 ? 12 : 10) : 8;
     // the float types (F16, BF16, F32): weights converted to f64 once for all tokens (tile-f.ts)
     if (isFloatTile(type)) done = matmulTiledF(slot, type, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, floatMinTok(type));
     else done = matmulTiled(slot, type, pk, w, rowBytes, nIn, r0, r1, act, actRowBytes, nTok, out, outStride, minTok);

@@ -111,7 +111,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
 }
 
 /** whether the relaxed kernels take a 32-element block type: unsigned weights below 128 (not Q8_0, IQ4_NL) */
-@inline function rx32(kind: i32): bool {
+@inline export function rx32(kind: i32): bool {
   return RELAXED && (kind == Q4_0 || kind == Q4_1 || kind == Q5_0 || kind == Q5_1);
 }
 
@@ -243,13 +243,25 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
   }
 }
 
+/** the four rows' integer block sums for the prepared block at a (weights l0..l3 / h0..h3 unpacked), offset applied */
+@inline function quad32(kind: i32, l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128, l3: v128, h3: v128,
+  a: usize, xd: usize, b: i32, c: usize): v128 {
+  const x = v128.load(a), y = v128.load(a, 16);
+  const ab = fence(c, hsum2(rdot32(x, l0, y, h0), rdot32(x, l1, y, h1)));
+  const cd = fence(c + 16, hsum2(rdot32(x, l2, y, h2), rdot32(x, l3, y, h3)));
+  let i = i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+  if (kind == Q4_0) i = i32x4.sub(i, i32x4.shl(v128.load32_splat(xd + (<usize>b << 2)), 3));
+  if (kind == Q5_0) i = i32x4.sub(i, i32x4.shl(v128.load32_splat(xd + (<usize>b << 2)), 4));
+  return i;
+}
+
 /**
- * Relaxed-build 32-element types (rx32), exactly two tokens (prepared rows at s and s + P, outputs
- * at out and out + 4·outStride): one32's four-row walk with each block's weights unpacked once for
- * both tokens (the few-token kernel walks one row at a time and, at two tokens, cost more than
- * two one-token passes).
+ * Relaxed-build 32-element types (rx32), T (2..4) tokens (prepared rows at s + t·P, outputs at
+ * out + 4·t·outStride): one32's four-row walk with each block's weights unpacked once for all of
+ * them (the few-token kernel walks one row at a time and, at two to four tokens, cost more than
+ * one-token passes).
  */
-@inline function two32(kind: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, outStride: usize, c: usize): void {
+@inline function multi32(kind: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, outStride: usize, c: usize): void {
   const tab = f16Table();
   const q81 = kind == Q4_1 || kind == Q5_1;
   const tb: usize = kind == Q5_0 ? 22 : kind == Q4_1 ? 20 : kind == Q5_1 ? 24 : 18;
@@ -262,7 +274,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
     let p1 = nv > 1 ? rowAt(w, r + 1, rb, tb, pk) : p0;
     let p2 = nv > 2 ? rowAt(w, r + 2, rb, tb, pk) : p1;
     let p3 = nv > 3 ? rowAt(w, r + 3, rb, tb, pk) : p2;
-    let a01 = f64x2.splat(0), a23 = a01, b01 = a01, b23 = a01;
+    let a01 = f64x2.splat(0), a23 = a01, b01 = a01, b23 = a01, c01 = a01, c23 = a01, d01 = a01, d23 = a01;
     let a = s;
     for (let b = 0; b < nb; b++) {
       let q = wq(kind, p0), qh = wqh(kind, p0);
@@ -273,46 +285,49 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
       const l2 = wLo(kind, q, qh, c), h2 = wHi(kind, q, qh, c);
       q = wq(kind, p3); qh = wqh(kind, p3);
       const l3 = wLo(kind, q, qh, c), h3 = wHi(kind, q, qh, c);
-      // token 0, then token 1 (stores pin the order, as in one32)
-      let x = v128.load(a), y = v128.load(a, 16);
-      const ab0 = fence(c, hsum2(rdot32(x, l0, y, h0), rdot32(x, l1, y, h1)));
-      const cd0 = fence(c + 16, hsum2(rdot32(x, l2, y, h2), rdot32(x, l3, y, h3)));
-      x = v128.load(a + P); y = v128.load(a + P, 16);
-      const ab1 = fence(c, hsum2(rdot32(x, l0, y, h0), rdot32(x, l1, y, h1)));
-      const cd1 = fence(c + 16, hsum2(rdot32(x, l2, y, h2), rdot32(x, l3, y, h3)));
-      let i0 = i32x4.add(i32x4.shuffle(ab0, cd0, 0, 1, 4, 5), i32x4.shuffle(ab0, cd0, 2, 3, 6, 7));
-      let i1 = i32x4.add(i32x4.shuffle(ab1, cd1, 0, 1, 4, 5), i32x4.shuffle(ab1, cd1, 2, 3, 6, 7));
-      if (kind == Q4_0 || kind == Q5_0) {
-        const sh: i32 = kind == Q4_0 ? 3 : 4;
-        i0 = i32x4.sub(i0, i32x4.shl(v128.load32_splat(xd + (<usize>b << 2)), sh));
-        i1 = i32x4.sub(i1, i32x4.shl(v128.load32_splat(xd + P + (<usize>b << 2)), sh));
-      }
+      // token by token (stores pin the order, as in one32)
+      const i0 = quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a, xd, b, c);
+      const i1 = quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + P, xd + P, b, c);
+      const i2 = T > 2 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + 2 * P, xd + 2 * P, b, c) : i1;
+      const i3 = T > 3 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + 3 * P, xd + 3 * P, b, c) : i1;
       const dw = scales4(tab, p0, p1, p2, p3, 0);
       const dlo = lo64(dw), dhi = hi64(dw);
-      const da0 = v128.load64_splat(dd + (<usize>b << 3)), da1 = v128.load64_splat(dd + P + (<usize>b << 3));
-      let t01 = f64x2.mul(ilo64(i0), f64x2.mul(dlo, da0));
-      let t23 = f64x2.mul(ihi64(i0), f64x2.mul(dhi, da0));
-      let u01 = f64x2.mul(ilo64(i1), f64x2.mul(dlo, da1));
-      let u23 = f64x2.mul(ihi64(i1), f64x2.mul(dhi, da1));
-      if (q81) {
-        const mw = scales4(tab, p0, p1, p2, p3, 2);
-        const mlo = lo64(mw), mhi = hi64(mw);
-        const sa0 = v128.load64_splat(xd + (<usize>b << 3)), sa1 = v128.load64_splat(xd + P + (<usize>b << 3));
-        t01 = f64x2.add(t01, f64x2.mul(mlo, sa0));
-        t23 = f64x2.add(t23, f64x2.mul(mhi, sa0));
-        u01 = f64x2.add(u01, f64x2.mul(mlo, sa1));
-        u23 = f64x2.add(u23, f64x2.mul(mhi, sa1));
+      const mw = q81 ? scales4(tab, p0, p1, p2, p3, 2) : dw;
+      const mlo = lo64(mw), mhi = hi64(mw);
+      const bo = <usize>b << 3;
+      a01 = f64x2.add(a01, multiLo(i0, dlo, mlo, dd + bo, xd + bo, q81));
+      a23 = f64x2.add(a23, multiHi(i0, dhi, mhi, dd + bo, xd + bo, q81));
+      b01 = f64x2.add(b01, multiLo(i1, dlo, mlo, dd + P + bo, xd + P + bo, q81));
+      b23 = f64x2.add(b23, multiHi(i1, dhi, mhi, dd + P + bo, xd + P + bo, q81));
+      if (T > 2) {
+        c01 = f64x2.add(c01, multiLo(i2, dlo, mlo, dd + 2 * P + bo, xd + 2 * P + bo, q81));
+        c23 = f64x2.add(c23, multiHi(i2, dhi, mhi, dd + 2 * P + bo, xd + 2 * P + bo, q81));
       }
-      a01 = f64x2.add(a01, t01);
-      a23 = f64x2.add(a23, t23);
-      b01 = f64x2.add(b01, u01);
-      b23 = f64x2.add(b23, u23);
+      if (T > 3) {
+        d01 = f64x2.add(d01, multiLo(i3, dlo, mlo, dd + 3 * P + bo, xd + 3 * P + bo, q81));
+        d23 = f64x2.add(d23, multiHi(i3, dhi, mhi, dd + 3 * P + bo, xd + 3 * P + bo, q81));
+      }
       p0 += step; p1 += step; p2 += step; p3 += step; a += 32;
     }
     const o = out + (<usize>r << 2);
     store4(o, i32x4.shuffle(f32x4.demote_f64x2_zero(a01), f32x4.demote_f64x2_zero(a23), 0, 1, 4, 5), nv);
     store4(o + o1, i32x4.shuffle(f32x4.demote_f64x2_zero(b01), f32x4.demote_f64x2_zero(b23), 0, 1, 4, 5), nv);
+    if (T > 2) store4(o + 2 * o1, i32x4.shuffle(f32x4.demote_f64x2_zero(c01), f32x4.demote_f64x2_zero(c23), 0, 1, 4, 5), nv);
+    if (T > 3) store4(o + 3 * o1, i32x4.shuffle(f32x4.demote_f64x2_zero(d01), f32x4.demote_f64x2_zero(d23), 0, 1, 4, 5), nv);
   }
+}
+
+/** rows 0,1 of one token's block: isum·(d_w·d_a) [+ m_w·s_a] (d_a at da, s_a at sa) */
+@inline function multiLo(i: v128, dlo: v128, mlo: v128, da: usize, sa: usize, q81: bool): v128 {
+  let t = f64x2.mul(ilo64(i), f64x2.mul(dlo, v128.load64_splat(da)));
+  if (q81) t = f64x2.add(t, f64x2.mul(mlo, v128.load64_splat(sa)));
+  return t;
+}
+/** rows 2,3 */
+@inline function multiHi(i: v128, dhi: v128, mhi: v128, da: usize, sa: usize, q81: bool): v128 {
+  let t = f64x2.mul(ihi64(i), f64x2.mul(dhi, v128.load64_splat(da)));
+  if (q81) t = f64x2.add(t, f64x2.mul(mhi, v128.load64_splat(sa)));
+  return t;
 }
 
 /** bytes of one prepared 32-block row (64-byte aligned) */
@@ -509,6 +524,60 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
   }
 }
 
+// Each type's kernels live in a function of their own: inlined together into matmulFew, the loops
+// of all types made one function so large that V8 compiled them worse (the two-token kernel: 3.8
+// -> 6.7 ms, 14336x4096, one thread).
+
+/** multi32 for a T (1..4) known at run time (1: one32) */
+function multiT(type: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
+  switch (type) {
+    case Q4_0: multiQ4_0(T, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+    case Q5_0: multiQ5_0(T, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+    case Q4_1: multiQ4_1(T, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+    default: multiQ5_1(T, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+  }
+}
+function multiQ4_0(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
+  multiK(Q4_0, T, pk, w, rb, nb, r0, r1, s, P, out, os, c);
+}
+function multiQ5_0(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
+  multiK(Q5_0, T, pk, w, rb, nb, r0, r1, s, P, out, os, c);
+}
+function multiQ4_1(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
+  multiK(Q4_1, T, pk, w, rb, nb, r0, r1, s, P, out, os, c);
+}
+function multiQ5_1(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
+  multiK(Q5_1, T, pk, w, rb, nb, r0, r1, s, P, out, os, c);
+}
+@inline function multiK(kind: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
+  switch (T) {
+    case 1: one32(kind, pk, w, rb, nb, r0, r1, s, out, c); break;
+    case 2: multi32(kind, 2, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+    case 3: multi32(kind, 3, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+    default: multi32(kind, 4, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
+  }
+}
+
+/** few32 per type, each in a function of its own (as multiT) */
+function fewQ4_0(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, os: usize): void {
+  fewT(Q4_0, T, pk, w, rb, nb, r0, r1, s, P, side, out, os);
+}
+function fewQ8_0(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, os: usize): void {
+  fewT(Q8_0, T, pk, w, rb, nb, r0, r1, s, P, side, out, os);
+}
+function fewIQ4_NL(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, os: usize): void {
+  fewT(IQ4_NL, T, pk, w, rb, nb, r0, r1, s, P, side, out, os);
+}
+function fewQ5_0(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, os: usize): void {
+  fewT(Q5_0, T, pk, w, rb, nb, r0, r1, s, P, side, out, os);
+}
+function fewQ4_1(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, os: usize): void {
+  fewT(Q4_1, T, pk, w, rb, nb, r0, r1, s, P, side, out, os);
+}
+function fewQ5_1(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, side: usize, out: usize, os: usize): void {
+  fewT(Q5_1, T, pk, w, rb, nb, r0, r1, s, P, side, out, os);
+}
+
 /** most tokens matmulFew takes at once */
 export const FEW_MAX: i32 = 8;
 
@@ -521,7 +590,9 @@ export function matmulFew(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
   act: usize, actRowBytes: i32, T: i32, out: usize, outStride: i32): bool {
   if (T < 2 || T > FEW_MAX) return false;
   switch (type) {
-    case Q4_0: case Q8_0: case IQ4_NL: case Q5_0: case Q4_1: case Q5_1: break;
+    case Q4_0: case IQ4_NL: case Q5_0: case Q4_1: case Q5_1: break;
+    // Q8_0: one-token passes are faster (measured, 14336x4096, one thread: 2 tokens 6.4 ms against
+    // 8.3, 3: 9.6 against 12.5, 4: 12.8 against 15.0)
     default: return false;
   }
   const nb = nIn >> 5;
@@ -534,25 +605,22 @@ export function matmulFew(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
   for (let t = 0; t < T; t++) prep32(act + <usize>t * <usize>actRowBytes, nb, s + <usize>t * P, q81, raw);
   consts(slot);
   const rb = <usize>rowBytes, os = <usize>outStride, sd = slot + side;
-  if (T == 2 && rx32(type)) {
-    // two tokens: one32's four-row walk for both (measured, 14336x4096 from memory, one thread:
-    // 5.5 -> 3.9 ms, where one token takes 2.3; from three tokens on few32 does as well)
-    switch (type) {
-      case Q4_0: two32(Q4_0, pk, w, rb, nb, r0, r1, s, P, out, os, slot); break;
-      case Q5_0: two32(Q5_0, pk, w, rb, nb, r0, r1, s, P, out, os, slot); break;
-      case Q4_1: two32(Q4_1, pk, w, rb, nb, r0, r1, s, P, out, os, slot); break;
-      default: two32(Q5_1, pk, w, rb, nb, r0, r1, s, P, out, os, slot); break;
-    }
+  if (rx32(type)) {
+    // the relaxed Q4_0/Q5_0/Q4_1/Q5_1: one32's four-row walk for up to four tokens at once (measured,
+    // 14336x4096 from memory, one thread, ms: see multi32), more in two groups
+    const T0 = T <= 4 ? T : (T + 1) >> 1;
+    multiT(type, T0, pk, w, rb, nb, r0, r1, s, P, out, os, slot);
+    if (T > T0) multiT(type, T - T0, pk, w, rb, nb, r0, r1, s + <usize>T0 * P, P, out + ((<usize>T0 * os) << 2), os, slot);
     return true;
   }
   fewSide(type, T, T == 5 ? 3 : min(T, 4), s, P, nb, slot + side);
   switch (type) {
-    case Q4_0: fewT(Q4_0, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q8_0: fewT(Q8_0, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case IQ4_NL: fewT(IQ4_NL, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q5_0: fewT(Q5_0, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q4_1: fewT(Q4_1, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
-    case Q5_1: fewT(Q5_1, T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q4_0: fewQ4_0(T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q8_0: fewQ8_0(T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case IQ4_NL: fewIQ4_NL(T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q5_0: fewQ5_0(T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q4_1: fewQ4_1(T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
+    case Q5_1: fewQ5_1(T, pk, w, rb, nb, r0, r1, s, P, sd, out, os); break;
   }
   return true;
 }

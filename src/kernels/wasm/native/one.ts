@@ -531,7 +531,7 @@ function fewSide(kind: i32, T: i32, T0: i32, s: usize, P: usize, nb: i32, side: 
 // of all types made one function so large that V8 compiled them worse (the two-token kernel: 3.8
 // -> 6.7 ms, 14336x4096, one thread).
 
-/** multi32 for a T (1..4) known at run time (1: one32) */
+/** multi32 for a T (2..4) known at run time */
 function multiT(type: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
   switch (type) {
     case Q4_0: multiQ4_0(T, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
@@ -554,7 +554,6 @@ function multiQ5_1(T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: 
 }
 @inline function multiK(kind: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, os: usize, c: usize): void {
   switch (T) {
-    case 1: one32(kind, pk, w, rb, nb, r0, r1, s, out, c); break;
     case 2: multi32(kind, 2, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
     case 3: multi32(kind, 3, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;
     default: multi32(kind, 4, pk, w, rb, nb, r0, r1, s, P, out, os, c); break;

@@ -167,12 +167,8 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
   );
 }
 
-/** one row's integer block sum (before the Q4_0/Q5_0 offset), kind a constant; c: the constants */
+/** one row's integer block sum (before the Q4_0/Q5_0 offset), kind a constant (not rx32: multi32 takes those); c: the constants */
 @inline function row32(kind: i32, p: usize, a: usize, c: usize): v128 {
-  if (rx32(kind)) {
-    const q = wq(kind, p), qh = wqh(kind, p);
-    return rdot32(v128.load(a), wLo(kind, q, qh, c), v128.load(a, 16), wHi(kind, q, qh, c));
-  }
   if (kind == Q4_0 || kind == Q4_1) {
     const q = v128.load(p + <usize>(kind == Q4_0 ? 2 : 4));
     const m = v128.load(c, C_M16);
@@ -200,7 +196,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
   }
 }
 
-/** 32-element block types, one token: rows [r0, r1), prepared activation row at s */
+/** 32-element block types but the relaxed build's rx32 ones (multi32), one token: rows [r0, r1), prepared activation row at s */
 @inline function one32(kind: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: usize, c: usize): void {
   const tab = f16Table();
   const q81 = kind == Q4_1 || kind == Q5_1;
@@ -259,10 +255,10 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
 }
 
 /**
- * Relaxed-build 32-element types (rx32), T (2..4) tokens (prepared rows at s + t·P, outputs at
- * out + 4·t·outStride): one32's four-row walk with each block's weights unpacked once for all of
- * them (the few-token kernel walks one row at a time and, at two to four tokens, cost more than
- * one-token passes).
+ * Relaxed-build 32-element types (rx32), T (1..4) tokens (prepared rows at s + t·P, outputs at
+ * out + 4·t·outStride): four rows at a time, each block's weights unpacked once for all tokens
+ * (the few-token kernel walks one row at a time and, at two to four tokens, cost more than
+ * one-token passes). With one token it is the one-token kernel of these types.
  */
 @inline function multi32(kind: i32, T: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, P: usize, out: usize, outStride: usize, c: usize): void {
   const tab = f16Table();
@@ -290,7 +286,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
       const l3 = wLo(kind, q, qh, c), h3 = wHi(kind, q, qh, c);
       // token by token (stores pin the order, as in one32)
       const i0 = quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a, xd, b, c);
-      const i1 = quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + P, xd + P, b, c);
+      const i1 = T > 1 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + P, xd + P, b, c) : i0;
       const i2 = T > 2 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + 2 * P, xd + 2 * P, b, c) : i1;
       const i3 = T > 3 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + 3 * P, xd + 3 * P, b, c) : i1;
       const dw = scales4(tab, p0, p1, p2, p3, 0);
@@ -300,8 +296,10 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
       const bo = <usize>b << 3;
       a01 = f64x2.add(a01, multiLo(i0, dlo, mlo, dd + bo, xd + bo, q81));
       a23 = f64x2.add(a23, multiHi(i0, dhi, mhi, dd + bo, xd + bo, q81));
-      b01 = f64x2.add(b01, multiLo(i1, dlo, mlo, dd + P + bo, xd + P + bo, q81));
-      b23 = f64x2.add(b23, multiHi(i1, dhi, mhi, dd + P + bo, xd + P + bo, q81));
+      if (T > 1) {
+        b01 = f64x2.add(b01, multiLo(i1, dlo, mlo, dd + P + bo, xd + P + bo, q81));
+        b23 = f64x2.add(b23, multiHi(i1, dhi, mhi, dd + P + bo, xd + P + bo, q81));
+      }
       if (T > 2) {
         c01 = f64x2.add(c01, multiLo(i2, dlo, mlo, dd + 2 * P + bo, xd + 2 * P + bo, q81));
         c23 = f64x2.add(c23, multiHi(i2, dhi, mhi, dd + 2 * P + bo, xd + 2 * P + bo, q81));
@@ -314,7 +312,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
     }
     const o = out + (<usize>r << 2);
     store4(o, i32x4.shuffle(f32x4.demote_f64x2_zero(a01), f32x4.demote_f64x2_zero(a23), 0, 1, 4, 5), nv);
-    store4(o + o1, i32x4.shuffle(f32x4.demote_f64x2_zero(b01), f32x4.demote_f64x2_zero(b23), 0, 1, 4, 5), nv);
+    if (T > 1) store4(o + o1, i32x4.shuffle(f32x4.demote_f64x2_zero(b01), f32x4.demote_f64x2_zero(b23), 0, 1, 4, 5), nv);
     if (T > 2) store4(o + 2 * o1, i32x4.shuffle(f32x4.demote_f64x2_zero(c01), f32x4.demote_f64x2_zero(c23), 0, 1, 4, 5), nv);
     if (T > 3) store4(o + 3 * o1, i32x4.shuffle(f32x4.demote_f64x2_zero(d01), f32x4.demote_f64x2_zero(d23), 0, 1, 4, 5), nv);
   }
@@ -1058,12 +1056,12 @@ export function matmulOne(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
     default: return false;
   }
   switch (type) {
-    case Q4_0: one32(Q4_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q4_0: if (rx32(Q4_0)) multi32(Q4_0, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q4_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
     case Q8_0: one32(Q8_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
     case IQ4_NL: one32(IQ4_NL, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q5_0: one32(Q5_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q4_1: one32(Q4_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q5_1: one32(Q5_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q5_0: if (rx32(Q5_0)) multi32(Q5_0, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q5_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q4_1: if (rx32(Q4_1)) multi32(Q4_1, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q4_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q5_1: if (rx32(Q5_1)) multi32(Q5_1, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q5_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
   }
   return true;
 }

@@ -284,7 +284,7 @@ function prep32Raw(a: usize, nb: i32, dst: usize, q81: bool): void {
       const l2 = wLo(kind, q, qh, c), h2 = wHi(kind, q, qh, c);
       q = wq(kind, p3); qh = wqh(kind, p3);
       const l3 = wLo(kind, q, qh, c), h3 = wHi(kind, q, qh, c);
-      // token by token (stores pin the order, as in one32)
+      // token by token (stores after each pair of rows pin the order)
       const i0 = quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a, xd, b, c);
       const i1 = T > 1 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + P, xd + P, b, c) : i0;
       const i2 = T > 2 ? quad32(kind, l0, h0, l1, h1, l2, h2, l3, h3, a + 2 * P, xd + 2 * P, b, c) : i1;
@@ -628,8 +628,8 @@ export function matmulFew(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
   consts(slot);
   const rb = <usize>rowBytes, os = <usize>outStride, sd = slot + side;
   if (rx32(type)) {
-    // the relaxed Q4_0/Q5_0/Q4_1/Q5_1: one32's four-row walk for up to four tokens at once (measured,
-    // 14336x4096 from memory, one thread, ms: see multi32), more in two groups
+    // the relaxed Q4_0/Q5_0/Q4_1/Q5_1: multi32's four-row walk for up to four tokens at once (measured,
+    // 14336x4096 packed, one thread: 3 tokens 8.2 -> 5.4 ms, 4: 9.1 -> 6.8), more in two groups
     const T0 = T <= 4 ? T : (T + 1) >> 1;
     multiT(type, T0, pk, w, rb, nb, r0, r1, s, P, out, os, slot);
     if (T > T0) multiT(type, T - T0, pk, w, rb, nb, r0, r1, s + <usize>T0 * P, P, out + ((<usize>T0 * os) << 2), os, slot);
@@ -1020,6 +1020,12 @@ function oneQ6_K(pk: bool, w: usize, rb: usize, nbK: i32, r0: i32, r1: i32, s: u
   }
 }
 
+/** the one-token product of a 32-element block type: multi32 with one token for the relaxed build's rx32 types, else one32 */
+@inline function oneTok32(kind: i32, pk: bool, w: usize, rb: usize, nb: i32, r0: i32, r1: i32, s: usize, out: usize, c: usize): void {
+  if (rx32(kind)) multi32(kind, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, c);
+  else one32(kind, pk, w, rb, nb, r0, r1, s, out, c);
+}
+
 /**
  * out[r] = W row r . the activation row at act, rows [r0, r1), using scratch slot `slot` (with
  * oneBytes(type, nIn) bytes). Returns false (nothing written) for a type without a kernel here.
@@ -1056,12 +1062,12 @@ export function matmulOne(slot: usize, type: i32, pk: bool, w: usize, rowBytes: 
     default: return false;
   }
   switch (type) {
-    case Q4_0: if (rx32(Q4_0)) multi32(Q4_0, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q4_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q8_0: one32(Q8_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case IQ4_NL: one32(IQ4_NL, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q5_0: if (rx32(Q5_0)) multi32(Q5_0, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q5_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q4_1: if (rx32(Q4_1)) multi32(Q4_1, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q4_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
-    case Q5_1: if (rx32(Q5_1)) multi32(Q5_1, 1, pk, w, rb, nb, r0, r1, s, 0, out, 0, slot); else one32(Q5_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q4_0: oneTok32(Q4_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q8_0: oneTok32(Q8_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case IQ4_NL: oneTok32(IQ4_NL, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q5_0: oneTok32(Q5_0, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q4_1: oneTok32(Q4_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
+    case Q5_1: oneTok32(Q5_1, pk, w, rb, nb, r0, r1, s, out, slot); break;
   }
   return true;
 }
